@@ -1,0 +1,99 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// MARK: - Shared settings
+
+/// Every Swift target builds in Swift 6 language mode with the same settings.
+let swiftSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+]
+
+/// Kernels are compiled baseline (no global -march); ISA-specific code uses per-function target attributes.
+let kernelCSettings: [CSetting] = [
+    .headerSearchPath("."),
+    .headerSearchPath("arch/x86"),
+    .unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=off"]),
+]
+
+let package = Package(
+    name: "zrank",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "zrank", targets: ["ZRankCLI"]),
+        .library(name: "Model", targets: ["Model"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // MARK: - System libraries
+
+        .systemLibrary(
+            name: "CZMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"]), .brew(["zeromq"])]
+        ),
+
+        // MARK: - Targets
+
+        .target(
+            name: "CKernels",
+            cSettings: kernelCSettings
+        ),
+        .target(
+            name: "Kernels",
+            dependencies: ["CKernels"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Tokenizer",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Model",
+            dependencies: [
+                "Kernels",
+                "Tokenizer",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ZRankCLI",
+            dependencies: [
+                "Model",
+                "Tokenizer",
+                "Kernels",
+                "CZMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: - Tests
+
+        .testTarget(
+            name: "KernelsTests",
+            dependencies: ["Kernels", "CKernels"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TokenizerTests",
+            dependencies: ["Tokenizer"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ModelTests",
+            dependencies: ["Model", "Kernels", "Tokenizer"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["ZRankCLI"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

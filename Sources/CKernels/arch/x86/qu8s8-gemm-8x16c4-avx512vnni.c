@@ -1,0 +1,71 @@
+// qu8s8 GEMM micro-kernel, 8 rows x 16 columns, KR = 4, AVX-512 VNNI (vpdpbusd: u8 x s8 -> int32, exact).
+// One zmm accumulator per row; the packed block's 64 bytes per k-quad are exactly one zmm of weights.
+#if defined(__x86_64__) || defined(__i386__)
+#include <assert.h>
+#include <string.h>
+
+#include "CKernels.h"
+#include "zrk-avx2-math.h"
+
+#define ZRK_AVX512VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+
+static inline ZRK_AVX512VNNI_TARGET void zrk_avx512_store_row(
+    __m512i vacc, size_t nc, const uint8_t* block, const struct zrk_qgemm_params* params, size_t row, void* crow) {
+    const __mmask16 mask = (__mmask16)((1u << nc) - 1u);
+    if (params->raw_int32) {
+        _mm512_mask_storeu_epi32(crow, mask, vacc);
+        return;
+    }
+    const __m512i colsum = _mm512_loadu_si512((const void*)block);
+    const __m512 scale = _mm512_mul_ps(
+        _mm512_set1_ps(params->a_scale[row]), _mm512_loadu_ps((const float*)(block + 64)));
+    const __m512 bias = _mm512_loadu_ps((const float*)(block + 128));
+    const __m512i centred = _mm512_sub_epi32(vacc, _mm512_mullo_epi32(_mm512_set1_epi32(params->a_zero[row]), colsum));
+    __m512 f = _mm512_add_ps(_mm512_mul_ps(scale, _mm512_cvtepi32_ps(centred)), bias);
+    if (params->activation == ZRK_ACTIVATION_GELU) {
+        const __m256 lo = zrk_avx2_gelu(_mm512_castps512_ps256(f));
+        const __m256 hi = zrk_avx2_gelu(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+        f = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+    }
+    _mm512_mask_storeu_ps(crow, mask, f);
+}
+
+ZRK_AVX512VNNI_TARGET void zrk_qu8s8_gemm_ukernel_8x16c4__avx512vnni(
+    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params) {
+    assert(mr >= 1 && mr <= 8);
+    assert(nc >= 1 && nc <= ZRK_NR);
+    assert(kc % ZRK_KR == 0);
+    const uint8_t* block = (const uint8_t*)w_block;
+    const uint8_t* arow[8];
+    arow[0] = (const uint8_t*)a;
+    for (size_t r = 1; r < 8; r++) {
+        arow[r] = r < mr ? arow[r - 1] + a_stride : arow[r - 1];
+    }
+    const int8_t* w = (const int8_t*)(block + ZRK_BLOCK_HEADER_BYTES);
+    __m512i vacc0 = _mm512_setzero_si512(), vacc1 = _mm512_setzero_si512();
+    __m512i vacc2 = _mm512_setzero_si512(), vacc3 = _mm512_setzero_si512();
+    __m512i vacc4 = _mm512_setzero_si512(), vacc5 = _mm512_setzero_si512();
+    __m512i vacc6 = _mm512_setzero_si512(), vacc7 = _mm512_setzero_si512();
+    for (size_t k = 0; k < kc; k += ZRK_KR) {
+        const __m512i vw = _mm512_loadu_si512((const void*)w);
+        int32_t q[8];
+        for (size_t r = 0; r < 8; r++) {
+            memcpy(&q[r], arow[r] + k, 4);
+        }
+        vacc0 = _mm512_dpbusd_epi32(vacc0, _mm512_set1_epi32(q[0]), vw);
+        vacc1 = _mm512_dpbusd_epi32(vacc1, _mm512_set1_epi32(q[1]), vw);
+        vacc2 = _mm512_dpbusd_epi32(vacc2, _mm512_set1_epi32(q[2]), vw);
+        vacc3 = _mm512_dpbusd_epi32(vacc3, _mm512_set1_epi32(q[3]), vw);
+        vacc4 = _mm512_dpbusd_epi32(vacc4, _mm512_set1_epi32(q[4]), vw);
+        vacc5 = _mm512_dpbusd_epi32(vacc5, _mm512_set1_epi32(q[5]), vw);
+        vacc6 = _mm512_dpbusd_epi32(vacc6, _mm512_set1_epi32(q[6]), vw);
+        vacc7 = _mm512_dpbusd_epi32(vacc7, _mm512_set1_epi32(q[7]), vw);
+        w += ZRK_NR * ZRK_KR;
+    }
+    const __m512i vacc[8] = {vacc0, vacc1, vacc2, vacc3, vacc4, vacc5, vacc6, vacc7};
+    for (size_t r = 0; r < mr; r++) {
+        zrk_avx512_store_row(vacc[r], nc, block, params, r, (uint8_t*)c + r * c_stride);
+    }
+}
+#endif

@@ -1,0 +1,112 @@
+import CKernels
+import Kernels
+import XCTest
+
+/// The fp32 kernels of every supported instruction set against the scalar references.
+final class VectorKernelTests: XCTestCase {
+    private var sets: [KernelSet] { InstructionSet.allCases.compactMap { KernelSet($0) } }
+    private let scalar = KernelSet(.scalar)!
+    private let lengths = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 384, 385, 1536]
+
+    private func randomRow(_ n: Int, _ rng: inout SeededGenerator, scale: Float = 4) -> [Float] {
+        (0..<n).map { _ in Float.random(in: -scale...scale, using: &rng) }
+    }
+
+    func testQuantizeRows_isBitExactWithScalar_includingTailsAndDegenerateRows() {
+        var rng = SeededGenerator(seed: 1)
+        for n in lengths {
+            var rows: [[Float]] = [randomRow(n, &rng), [Float](repeating: 0, count: n),
+                [Float](repeating: 3, count: n), [Float](repeating: -2, count: n), randomRow(n, &rng, scale: 1e-30)]
+            rows.append((0..<n).map { Float($0 % 2 == 0 ? 1e6 : -1e6) })
+            for row in rows {
+                let kp = PackedWeights.paddedK(n)
+                var results: [[UInt8]] = []
+                var params: [(Float, Int32)] = []
+                for set in sets {
+                    var q = [UInt8](repeating: 0xAA, count: kp)
+                    var s: Float = 0
+                    var z: Int32 = 0
+                    set.config.pointee.quantize_rows(1, n, kp, row, n, &q, kp, &s, &z)
+                    results.append(q)
+                    params.append((s, z))
+                    // Dequantised values stay within half a step of the input.
+                    for j in 0..<n {
+                        let back = s * Float(Int32(q[j]) - z)
+                        XCTAssertLessThanOrEqual(abs(back - row[j]), s * 0.5001 + 1e-30, "\(set.isa) n=\(n)")
+                    }
+                    for j in n..<kp { XCTAssertEqual(Int32(q[j]), z) }
+                }
+                for (i, r) in results.enumerated() {
+                    XCTAssertEqual(r, results[0], "\(sets[i].isa) differs from scalar, n=\(n)")
+                    XCTAssertEqual(params[i].0, params[0].0)
+                    XCTAssertEqual(params[i].1, params[0].1)
+                }
+            }
+        }
+    }
+
+    func testLayerNorm_withAndWithoutResidual_withinTolerance() {
+        var rng = SeededGenerator(seed: 2)
+        for n in lengths where n > 1 {
+            let m = 3
+            let x = randomRow(m * n, &rng, scale: 10)
+            let r = randomRow(m * n, &rng)
+            let gamma = randomRow(n, &rng, scale: 2)
+            let beta = randomRow(n, &rng)
+            for residual in [true, false] {
+                var expected = [Float](repeating: 0, count: m * n)
+                residual
+                    ? scalar.config.pointee.add_layernorm(m, n, x, n, r, n, gamma, beta, 1e-12, &expected, n)
+                    : scalar.config.pointee.add_layernorm(m, n, x, n, nil, 0, gamma, beta, 1e-12, &expected, n)
+                for set in sets {
+                    var got = [Float](repeating: 0, count: m * n)
+                    residual
+                        ? set.config.pointee.add_layernorm(m, n, x, n, r, n, gamma, beta, 1e-12, &got, n)
+                        : set.config.pointee.add_layernorm(m, n, x, n, nil, 0, gamma, beta, 1e-12, &got, n)
+                    let worst = zip(got, expected).map { abs($0 - $1) }.max()!
+                    XCTAssertLessThan(worst, 2e-4, "\(set.isa) n=\(n)")  // tolerance: 2e-4 absolute, |y| <~ 10
+                }
+            }
+        }
+    }
+
+    func testSoftmax_GELU_dot_axpy_withinStatedTolerances() {
+        var rng = SeededGenerator(seed: 3)
+        for n in lengths {
+            let x = randomRow(n, &rng, scale: 30)
+            var expSoft = x
+            scalar.config.pointee.softmax(n, &expSoft)
+            var expGelu = x.map { $0 / 5 }
+            let geluIn = expGelu
+            scalar.config.pointee.gelu(n, &expGelu)
+            let y = randomRow(n, &rng)
+            let expDot = scalar.config.pointee.dot(n, x, y)
+            var expAxpy = y
+            scalar.config.pointee.axpy(n, 0.37, x, &expAxpy)
+            for set in sets {
+                var soft = x
+                set.config.pointee.softmax(n, &soft)
+                XCTAssertLessThan(zip(soft, expSoft).map { abs($0 - $1) }.max()!, 1e-6, "softmax \(set.isa)")
+                XCTAssertEqual(soft.reduce(0, +), 1, accuracy: 1e-5)
+                var gelu = geluIn
+                set.config.pointee.gelu(n, &gelu)
+                XCTAssertLessThan(zip(gelu, expGelu).map { abs($0 - $1) }.max()!, 2e-6, "gelu \(set.isa)")
+                let dot = set.config.pointee.dot(n, x, y)
+                XCTAssertEqual(dot, expDot, accuracy: 1e-5 * Float(n) * 30)
+                var axpy = y
+                set.config.pointee.axpy(n, 0.37, x, &axpy)
+                XCTAssertLessThan(zip(axpy, expAxpy).map { abs($0 - $1) }.max()!, 1e-5, "axpy \(set.isa)")
+            }
+        }
+    }
+
+    func testSoftmax_ofHugeNegativeMaskedScores_givesZeroWeight() {
+        for set in sets {
+            var x: [Float] = [1, 2, -1e30, 3, -Float.greatestFiniteMagnitude, 0, 0.5, 1, 2]
+            set.config.pointee.softmax(x.count, &x)
+            XCTAssertEqual(x[2], 0)
+            XCTAssertEqual(x[4], 0)
+            XCTAssertEqual(x.reduce(0, +), 1, accuracy: 1e-6)
+        }
+    }
+}
