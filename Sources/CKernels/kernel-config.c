@@ -36,6 +36,7 @@ static const struct zrk_kernel_config zrk_config_scalar = {
     .gelu = zrk_f32_gelu__scalar,
     .dot = zrk_f32_dot__scalar,
     .axpy = zrk_f32_axpy__scalar,
+    .attention = zrk_f32_attention__scalar,
 };
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -51,6 +52,7 @@ static const struct zrk_kernel_config zrk_config_avx2 = {
     .gelu = zrk_f32_gelu__avx2,
     .dot = zrk_f32_dot__avx2,
     .axpy = zrk_f32_axpy__avx2,
+    .attention = zrk_f32_attention__avx2,
 };
 
 static const struct zrk_kernel_config zrk_config_avx512vnni = {
@@ -65,6 +67,7 @@ static const struct zrk_kernel_config zrk_config_avx512vnni = {
     .gelu = zrk_f32_gelu__avx2,
     .dot = zrk_f32_dot__avx2,
     .axpy = zrk_f32_axpy__avx2,
+    .attention = zrk_f32_attention__avx2,
 };
 #endif
 

@@ -96,6 +96,15 @@ typedef void (*zrk_gelu_fn)(size_t n, float* x);
 typedef float (*zrk_dot_fn)(size_t n, const float* a, const float* b);
 /// y[i] += alpha * x[i] for n floats.
 typedef void (*zrk_axpy_fn)(size_t n, float alpha, const float* x, float* y);
+/// Self-attention of one head over one unpadded sequence of `l` tokens: out[i] = softmax(scale * q_i . K^T) V.
+/// Rows of q, k and v are `stride` floats apart (the fused QKV layout); `scratch` holds
+/// zrk_attention_scratch_floats(l, d) floats.
+typedef void (*zrk_attention_fn)(
+    size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
+    size_t out_stride, float* scratch);
+
+/// Floats of scratch the attention kernels need for a sequence of l tokens and head width d.
+static inline size_t zrk_attention_scratch_floats(size_t l, size_t d) { return (d + 1) * ((l + 7) & ~(size_t)7); }
 
 void zrk_f32_quantize_rows__scalar(
     size_t m, size_t k, size_t kp, const float* x, size_t x_stride, uint8_t* q, size_t q_stride, float* scale,
@@ -117,6 +126,12 @@ float zrk_f32_dot__scalar(size_t n, const float* a, const float* b);
 float zrk_f32_dot__avx2(size_t n, const float* a, const float* b);
 void zrk_f32_axpy__scalar(size_t n, float alpha, const float* x, float* y);
 void zrk_f32_axpy__avx2(size_t n, float alpha, const float* x, float* y);
+void zrk_f32_attention__scalar(
+    size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
+    size_t out_stride, float* scratch);
+void zrk_f32_attention__avx2(
+    size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
+    size_t out_stride, float* scratch);
 
 // MARK: - Dispatch
 
@@ -139,6 +154,7 @@ struct zrk_kernel_config {
     zrk_gelu_fn gelu;
     zrk_dot_fn dot;
     zrk_axpy_fn axpy;
+    zrk_attention_fn attention;
 };
 
 /// Returns 1 when this CPU (and OS) supports `isa`.

@@ -1,0 +1,250 @@
+import CKernels
+import Kernels
+import Tokenizer
+
+/// The int8 BERT encoder: embeddings, transformer layers with int8 GEMMs and fused epilogues, fp32 attention and
+/// LayerNorm, then mean pooling over real tokens and L2 normalisation (the sentence-transformers recipe of
+/// all-MiniLM-L6-v2).
+///
+/// A batch is run without padding: the tokens of every sequence are stacked into one matrix, so the GEMMs see only
+/// real tokens and attention runs per sequence over exactly its own tokens.
+///
+/// Not thread-safe: each thread (worker) owns an `Encoder`; its scratch arena is reused across calls and only grows
+/// when a batch holds more tokens than any before it.
+public final class Encoder {
+    /// The model this encoder runs.
+    public let model: ModelFile
+    /// The kernels it runs with.
+    public let kernels: KernelSet
+    /// Width of the embeddings it returns.
+    public var dimension: Int { config.hiddenSize }
+
+    private let config: BertConfig
+    private let weights: Weights
+    private var arena = Arena()
+
+    private struct Layer {
+        var qkv: UnsafeRawPointer
+        var attnOut: UnsafeRawPointer
+        var attnGamma: UnsafePointer<Float>
+        var attnBeta: UnsafePointer<Float>
+        var ffnIn: UnsafeRawPointer
+        var ffnOut: UnsafeRawPointer
+        var ffnGamma: UnsafePointer<Float>
+        var ffnBeta: UnsafePointer<Float>
+    }
+
+    private struct Weights {
+        var word: UnsafePointer<UInt16>
+        var position: UnsafePointer<Float>
+        var type: UnsafePointer<Float>
+        var embGamma: UnsafePointer<Float>
+        var embBeta: UnsafePointer<Float>
+        var layers: [Layer]
+    }
+
+    /// Scratch buffers for a capacity of `tokens` stacked tokens.
+    private struct Arena {
+        var tokens = 0
+        var maxSequence = 0
+        var hidden: UnsafeMutablePointer<Float>? = nil  // T x H
+        var qkv: UnsafeMutablePointer<Float>? = nil  // T x 3H
+        var context: UnsafeMutablePointer<Float>? = nil  // T x H
+        var projected: UnsafeMutablePointer<Float>? = nil  // T x H
+        var ffn: UnsafeMutablePointer<Float>? = nil  // T x I
+        var quantized: UnsafeMutablePointer<UInt8>? = nil  // T x max(Hp, Ip)
+        var wide: UnsafeMutablePointer<Int16>? = nil  // T x max(Hp, Ip)
+        var rowScale: UnsafeMutablePointer<Float>? = nil  // T
+        var rowZero: UnsafeMutablePointer<Int32>? = nil  // T
+        var attention: UnsafeMutablePointer<Float>? = nil  // attention scratch for the longest sequence
+
+        mutating func release() {
+            hidden?.deallocate()
+            qkv?.deallocate()
+            context?.deallocate()
+            projected?.deallocate()
+            ffn?.deallocate()
+            quantized?.deallocate()
+            wide?.deallocate()
+            rowScale?.deallocate()
+            rowZero?.deallocate()
+            attention?.deallocate()
+            self = Arena()
+        }
+    }
+
+    /// Prepares an encoder over `model`'s mapped weights.
+    /// - Throws: `ModelError` when a tensor is missing or has the wrong shape.
+    public init(model: ModelFile, kernels: KernelSet = .best) throws {
+        self.model = model
+        self.kernels = kernels
+        let c = model.config
+        self.config = c
+        let h = c.hiddenSize
+        let i = c.intermediateSize
+        func f32(_ name: String, _ shape: [Int]) throws -> UnsafePointer<Float> {
+            try model.tensor(name, kind: .f32, shape: shape).assumingMemoryBound(to: Float.self)
+        }
+        var layers: [Layer] = []
+        for l in 0..<c.numLayers {
+            layers.append(
+                Layer(
+                    qkv: try model.tensor("layer.\(l).qkv", kind: .qu8s8Packed, shape: [h, 3 * h]),
+                    attnOut: try model.tensor("layer.\(l).attn_out", kind: .qu8s8Packed, shape: [h, h]),
+                    attnGamma: try f32("layer.\(l).attn_ln.gamma", [h]),
+                    attnBeta: try f32("layer.\(l).attn_ln.beta", [h]),
+                    ffnIn: try model.tensor("layer.\(l).ffn_in", kind: .qu8s8Packed, shape: [h, i]),
+                    ffnOut: try model.tensor("layer.\(l).ffn_out", kind: .qu8s8Packed, shape: [i, h]),
+                    ffnGamma: try f32("layer.\(l).ffn_ln.gamma", [h]),
+                    ffnBeta: try f32("layer.\(l).ffn_ln.beta", [h])))
+        }
+        self.weights = Weights(
+            word: try model.tensor("embeddings.word", kind: .f16, shape: [c.vocabSize, h])
+                .assumingMemoryBound(to: UInt16.self),
+            position: try f32("embeddings.position", [c.maxPositions, h]),
+            type: try f32("embeddings.type", [c.typeVocabSize, h]),
+            embGamma: try f32("embeddings.ln.gamma", [h]),
+            embBeta: try f32("embeddings.ln.beta", [h]),
+            layers: layers)
+    }
+
+    deinit {
+        arena.release()
+    }
+
+    /// Embeds a batch of tokenised sequences.
+    /// - Returns: one L2-normalised embedding of `dimension` floats per sequence, in order.
+    /// - Throws: `ModelError.invalidArgument` for an empty sequence, one longer than the model's positions, or a
+    ///   token id outside the vocabulary.
+    public func embed(_ sequences: [TokenizerEncoding]) throws -> [[Float]] {
+        var flat = [Float](repeating: 0, count: sequences.count * dimension)
+        try flat.withUnsafeMutableBufferPointer { try embed(sequences, into: $0.baseAddress!) }
+        return (0..<sequences.count).map { Array(flat[($0 * dimension)..<(($0 + 1) * dimension)]) }
+    }
+
+    /// Embeds a batch into `output` (sequences.count x dimension floats, row-major).
+    public func embed(_ sequences: [TokenizerEncoding], into output: UnsafeMutablePointer<Float>) throws {
+        var total = 0
+        var longest = 0
+        for s in sequences {
+            guard !s.inputIDs.isEmpty, s.inputIDs.count == s.tokenTypeIDs.count else {
+                throw ModelError.invalidArgument("a sequence must hold at least one token, with one type id per token")
+            }
+            guard s.inputIDs.count <= config.maxPositions else {
+                throw ModelError.invalidArgument(
+                    "sequence of \(s.inputIDs.count) tokens exceeds the model's \(config.maxPositions) positions")
+            }
+            for (id, type) in zip(s.inputIDs, s.tokenTypeIDs) {
+                guard id >= 0, Int(id) < config.vocabSize, type >= 0, Int(type) < config.typeVocabSize else {
+                    throw ModelError.invalidArgument("token id \(id) or type \(type) outside the vocabulary")
+                }
+            }
+            total += s.inputIDs.count
+            longest = max(longest, s.inputIDs.count)
+        }
+        guard total > 0 else { return }
+        reserve(tokens: total, longest: longest)
+        forward(sequences, tokens: total, output: output)
+    }
+
+    private func reserve(tokens: Int, longest: Int) {
+        guard tokens > arena.tokens || longest > arena.maxSequence else { return }
+        let t = max(tokens, arena.tokens)
+        let l = max(longest, arena.maxSequence)
+        arena.release()
+        let h = config.hiddenSize
+        let i = config.intermediateSize
+        let widest = max(PackedWeights.paddedK(h), PackedWeights.paddedK(i))
+        arena.tokens = t
+        arena.maxSequence = l
+        arena.hidden = .allocate(capacity: t * h)
+        arena.qkv = .allocate(capacity: t * 3 * h)
+        arena.context = .allocate(capacity: t * h)
+        arena.projected = .allocate(capacity: t * h)
+        arena.ffn = .allocate(capacity: t * i)
+        arena.quantized = .allocate(capacity: t * widest)
+        arena.wide = .allocate(capacity: t * widest)
+        arena.rowScale = .allocate(capacity: t)
+        arena.rowZero = .allocate(capacity: t)
+        arena.attention = .allocate(capacity: zrk_attention_scratch_floats(l, config.headSize))
+    }
+
+    /// C = act(quantise(A) x W + b): quantises `m` rows of `a` (k wide) per token, then runs the GEMM.
+    private func linear(
+        m: Int, k: Int, n: Int, a: UnsafePointer<Float>, weights: UnsafeRawPointer, activation: zrk_activation,
+        c: UnsafeMutablePointer<Float>
+    ) {
+        let kp = PackedWeights.paddedK(k)
+        let cfg = kernels.config
+        cfg.pointee.quantize_rows(m, k, kp, a, k, arena.quantized, kp, arena.rowScale, arena.rowZero)
+        var params = zrk_qgemm_params(
+            a_scale: arena.rowScale, a_zero: arena.rowZero, activation: Int32(activation.rawValue), raw_int32: 0)
+        zrk_qgemm(cfg, m, n, k, arena.quantized, kp, arena.wide, weights, c, n * 4, &params)
+    }
+
+    private func forward(_ sequences: [TokenizerEncoding], tokens t: Int, output: UnsafeMutablePointer<Float>) {
+        let h = config.hiddenSize
+        let inner = config.intermediateSize
+        let d = config.headSize
+        let cfg = kernels.config.pointee
+        let hidden = arena.hidden!
+        let qkv = arena.qkv!
+        let context = arena.context!
+        let projected = arena.projected!
+        let ffn = arena.ffn!
+
+        // Embeddings: word (fp16) + position + token type, then LayerNorm.
+        var row = 0
+        for s in sequences {
+            for (pos, (id, type)) in zip(s.inputIDs, s.tokenTypeIDs).enumerated() {
+                let dst = hidden + row * h
+                let word = weights.word + Int(id) * h
+                let position = weights.position + pos * h
+                let typeRow = weights.type + Int(type) * h
+                for j in 0..<h {
+                    dst[j] = Float(Float16(bitPattern: word[j])) + position[j] + typeRow[j]
+                }
+                row += 1
+            }
+        }
+        cfg.add_layernorm(t, h, hidden, h, nil, 0, weights.embGamma, weights.embBeta, config.layerNormEps, hidden, h)
+
+        let scale = 1 / Float(d).squareRoot()
+        for layer in weights.layers {
+            linear(m: t, k: h, n: 3 * h, a: hidden, weights: layer.qkv, activation: ZRK_ACTIVATION_NONE, c: qkv)
+            var offset = 0
+            for s in sequences {
+                let l = s.inputIDs.count
+                let base = qkv + offset * 3 * h
+                for head in 0..<config.numHeads {
+                    cfg.attention(
+                        l, d, base + head * d, base + h + head * d, base + 2 * h + head * d, 3 * h, scale,
+                        context + offset * h + head * d, h, arena.attention)
+                }
+                offset += l
+            }
+            linear(m: t, k: h, n: h, a: context, weights: layer.attnOut, activation: ZRK_ACTIVATION_NONE, c: projected)
+            cfg.add_layernorm(
+                t, h, projected, h, hidden, h, layer.attnGamma, layer.attnBeta, config.layerNormEps, hidden, h)
+            linear(m: t, k: h, n: inner, a: hidden, weights: layer.ffnIn, activation: ZRK_ACTIVATION_GELU, c: ffn)
+            linear(m: t, k: inner, n: h, a: ffn, weights: layer.ffnOut, activation: ZRK_ACTIVATION_NONE, c: projected)
+            cfg.add_layernorm(
+                t, h, projected, h, hidden, h, layer.ffnGamma, layer.ffnBeta, config.layerNormEps, hidden, h)
+        }
+
+        // Mean pooling over each sequence's tokens, then L2 normalisation.
+        var offset = 0
+        for (index, s) in sequences.enumerated() {
+            let l = s.inputIDs.count
+            let out = output + index * h
+            out.initialize(repeating: 0, count: h)
+            for r in 0..<l {
+                cfg.axpy(h, 1, hidden + (offset + r) * h, out)
+            }
+            let norm = cfg.dot(h, out, out).squareRoot()
+            let inv: Float = norm > 0 ? 1 / norm : 0
+            for j in 0..<h { out[j] *= inv }
+            offset += l
+        }
+    }
+}

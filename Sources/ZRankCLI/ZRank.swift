@@ -1,0 +1,23 @@
+import ArgumentParser
+import CZMQ
+import Kernels
+
+/// The `zrank` command: engine tools now, serving commands as they land.
+@main
+struct ZRank: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zrank",
+        abstract: "Int8 transformer ranking: model conversion, tokenisation, embedding.",
+        version: zrankVersionString(),
+        subcommands: [Convert.self, Inspect.self, Tokenize.self, Embed.self, BenchEncoder.self]
+    )
+}
+
+/// "zrank 0.1.0 (kernels: avx2, libzmq 4.3.4)".
+func zrankVersionString() -> String {
+    var major: Int32 = 0
+    var minor: Int32 = 0
+    var patch: Int32 = 0
+    zmq_version(&major, &minor, &patch)
+    return "zrank 0.1.0 (kernels: \(KernelSet.best.isa), libzmq \(major).\(minor).\(patch))"
+}
