@@ -73,6 +73,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: - Test support (not API)
+
+        .target(
+            name: "_TestSupport",
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: - Tests
 
         .testTarget(
@@ -87,12 +94,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ModelTests",
-            dependencies: ["Model", "Kernels", "Tokenizer"],
+            dependencies: ["Model", "Kernels", "Tokenizer", "_TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["ZRankCLI"],
+            dependencies: ["ZRankCLI", "Model", "_TestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,0 +1,102 @@
+import Foundation
+import Kernels
+import Model
+import Tokenizer
+import XCTest
+import _TestSupport
+
+/// The int8 encoder against a naive fp32 forward pass over the same (generated) weights, on every instruction set,
+/// and the ragged-batch path against one-at-a-time encoding.
+final class EncoderTests: XCTestCase {
+    private struct Fixture: Sendable {
+        let dir: URL
+        let checkpoint: SyntheticCheckpoint
+        let model: ModelFile
+
+        init() throws {
+            dir = try TestPaths.temporaryDirectory("encoder")
+            checkpoint = SyntheticCheckpoint(vocabulary: try TestPaths.fixtureVocabulary(), seed: 3)
+            try checkpoint.write(to: dir.appendingPathComponent("ckpt"))
+            let path = dir.appendingPathComponent("tiny.zrm").path
+            try ModelConverter.convert(from: dir.appendingPathComponent("ckpt").path, to: path, version: "tiny")
+            model = try ModelFile(path: path)
+        }
+    }
+
+    private static let fixture: Fixture = {
+        do { return try Fixture() } catch { fatalError("cannot build the synthetic model: \(error)") }
+    }()
+
+    private static var model: ModelFile { fixture.model }
+    private static var checkpoint: SyntheticCheckpoint { fixture.checkpoint }
+
+    override class func tearDown() {
+        try? FileManager.default.removeItem(at: fixture.dir)
+        super.tearDown()
+    }
+
+    private func sampleSequences() throws -> [TokenizerEncoding] {
+        let tokenizer = try Self.model.makeTokenizer()
+        let texts = [
+            "", "sofa", "modern grey velvet accent chair with gold legs",
+            String(repeating: "outdoor patio dining set with umbrella ", count: 6),
+        ]
+        var out = texts.map { tokenizer.encode($0, maxLength: 64) }
+        out.append(tokenizer.encode("wood coffee table", pair: "solid walnut coffee table with drawer", maxLength: 64))
+        return out
+    }
+
+    func testInt8Encoder_matchesFP32Reference_onEveryInstructionSet() throws {
+        let reference = ReferenceBert(Self.checkpoint)
+        let sequences = try sampleSequences()
+        let expected = sequences.map { reference.embed(ids: $0.inputIDs, types: $0.tokenTypeIDs) }
+        for isa in InstructionSet.allCases {
+            guard let set = KernelSet(isa) else {
+                print("EncoderTests: skipping \(isa): this CPU lacks it")
+                continue
+            }
+            let encoder = try Encoder(model: Self.model, kernels: set)
+            let got = try encoder.embed(sequences)
+            for (i, (g, e)) in zip(got, expected).enumerated() {
+                let c = cosine(g, e)
+                // int8 weights and activations on a random 2-layer model: cosine to fp32 stays above 0.995.
+                XCTAssertGreaterThan(c, 0.995, "\(isa) sequence \(i) (\(sequences[i].inputIDs.count) tokens)")
+                XCTAssertEqual(sqrt(g.map { Double($0 * $0) }.reduce(0, +)), 1, accuracy: 1e-5)
+            }
+        }
+    }
+
+    func testRaggedBatch_equalsOneAtATime_bitForBit() throws {
+        let encoder = try Encoder(model: Self.model)
+        let sequences = try sampleSequences()
+        let batched = try encoder.embed(sequences)
+        for (i, s) in sequences.enumerated() {
+            XCTAssertEqual(try encoder.embed([s])[0], batched[i], "sequence \(i)")
+        }
+        // Order does not matter either.
+        let reversed = try encoder.embed(sequences.reversed())
+        XCTAssertEqual(Array(reversed.reversed()), batched)
+    }
+
+    func testInstructionSets_agreeClosely() throws {
+        let sequences = try sampleSequences()
+        let scalar = try Encoder(model: Self.model, kernels: KernelSet(.scalar)!).embed(sequences)
+        for set in InstructionSet.allCases.compactMap({ KernelSet($0) }) {
+            let got = try Encoder(model: Self.model, kernels: set).embed(sequences)
+            for (g, s) in zip(got, scalar) { XCTAssertGreaterThan(cosine(g, s), 0.9999, "\(set.isa)") }
+        }
+    }
+
+    func testInvalidSequences_areRejectedWithReasons() throws {
+        let encoder = try Encoder(model: Self.model)
+        XCTAssertThrowsError(try encoder.embed([TokenizerEncoding(inputIDs: [], tokenTypeIDs: [])]))
+        XCTAssertThrowsError(try encoder.embed([TokenizerEncoding(inputIDs: [101, 999_999, 102], tokenTypeIDs: [0, 0, 0])])) {
+            XCTAssertTrue("\($0)".contains("outside the vocabulary"))
+        }
+        let long = [Int32](repeating: 1000, count: 65)
+        XCTAssertThrowsError(try encoder.embed([TokenizerEncoding(inputIDs: long, tokenTypeIDs: long.map { _ in 0 })])) {
+            XCTAssertTrue("\($0)".contains("exceeds the model's 64 positions"), "\($0)")
+        }
+        XCTAssertEqual(try encoder.embed([]).count, 0)
+    }
+}
