@@ -88,3 +88,4 @@ public enum PackedWeights {
         return out
     }
 }
+

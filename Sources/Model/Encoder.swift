@@ -85,16 +85,19 @@ public final class Encoder {
         func f32(_ name: String, _ shape: [Int]) throws -> UnsafePointer<Float> {
             try model.tensor(name, kind: .f32, shape: shape).assumingMemoryBound(to: Float.self)
         }
+        func panel(_ name: String, _ k: Int, _ n: Int) throws -> UnsafeRawPointer {
+            try model.tensor(name, kind: .qu8s8Packed, shape: [k, n])
+        }
         var layers: [Layer] = []
         for l in 0..<c.numLayers {
             layers.append(
                 Layer(
-                    qkv: try model.tensor("layer.\(l).qkv", kind: .qu8s8Packed, shape: [h, 3 * h]),
-                    attnOut: try model.tensor("layer.\(l).attn_out", kind: .qu8s8Packed, shape: [h, h]),
+                    qkv: try panel("layer.\(l).qkv", h, 3 * h),
+                    attnOut: try panel("layer.\(l).attn_out", h, h),
                     attnGamma: try f32("layer.\(l).attn_ln.gamma", [h]),
                     attnBeta: try f32("layer.\(l).attn_ln.beta", [h]),
-                    ffnIn: try model.tensor("layer.\(l).ffn_in", kind: .qu8s8Packed, shape: [h, i]),
-                    ffnOut: try model.tensor("layer.\(l).ffn_out", kind: .qu8s8Packed, shape: [i, h]),
+                    ffnIn: try panel("layer.\(l).ffn_in", h, i),
+                    ffnOut: try panel("layer.\(l).ffn_out", i, h),
                     ffnGamma: try f32("layer.\(l).ffn_ln.gamma", [h]),
                     ffnBeta: try f32("layer.\(l).ffn_ln.beta", [h])))
         }

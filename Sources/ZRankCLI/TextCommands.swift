@@ -8,8 +8,23 @@ struct TextInputOptions: ParsableArguments {
     @Option(name: .long, help: "The model file (*.zrm).")
     var model: String
 
-    @Option(name: .long, help: "Maximum tokens per input, special tokens included; 0 = no truncation.")
-    var maxLength: Int = 128
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Maximum tokens per input, special tokens included; 0 = no truncation (default: 128, or the model's "
+                + "position limit when smaller)."))
+    var maxLength: Int?
+
+    /// The explicit --max-length after checking it against the model, or the default.
+    func effectiveMaxLength(_ model: ModelFile) throws -> Int {
+        guard let maxLength else { return min(128, model.config.maxPositions) }
+        guard maxLength >= 0 else { throw ValidationError("--max-length must be 0 or positive") }
+        guard maxLength <= model.config.maxPositions else {
+            throw ValidationError(
+                "--max-length \(maxLength) exceeds the model's position limit (\(model.config.maxPositions))")
+        }
+        return maxLength
+    }
 }
 
 /// One parsed input line.
@@ -112,14 +127,6 @@ func loadModel(_ path: String, command: String) throws -> ModelFile {
     }
 }
 
-func checkMaxLength(_ maxLength: Int, model: ModelFile) throws {
-    guard maxLength >= 0 else { throw ValidationError("--max-length must be 0 or positive") }
-    guard maxLength <= model.config.maxPositions else {
-        throw ValidationError(
-            "--max-length \(maxLength) exceeds the model's position limit (\(model.config.maxPositions))")
-    }
-}
-
 func idPrefix(_ idJSON: String?) -> String { "{\"id\": \(idJSON ?? "null")" }
 
 extension ZRank {
@@ -133,7 +140,7 @@ extension ZRank {
 
         func run() throws {
             let model = try loadModel(options.model, command: "tokenize")
-            try checkMaxLength(options.maxLength, model: model)
+            let maxLength = try options.effectiveMaxLength(model)
             let tokenizer = try model.makeTokenizer()
             var out = LineWriter()
             var failed = false
@@ -143,7 +150,7 @@ extension ZRank {
                     failed = true
                     out.write(error.json)
                 case .success(let line):
-                    let e = tokenizer.encode(line.text, pair: line.pair, maxLength: options.maxLength)
+                    let e = tokenizer.encode(line.text, pair: line.pair, maxLength: maxLength)
                     let ids = e.inputIDs.map(String.init).joined(separator: ", ")
                     let types = e.tokenTypeIDs.map(String.init).joined(separator: ", ")
                     out.write("\(idPrefix(line.idJSON)), \"input_ids\": [\(ids)], \"token_type_ids\": [\(types)]}")
@@ -172,8 +179,8 @@ extension ZRank {
 
         func run() throws {
             let model = try loadModel(options.model, command: "embed")
-            try checkMaxLength(options.maxLength, model: model)
-            let maxLength = options.maxLength == 0 ? model.config.maxPositions : options.maxLength
+            let requested = try options.effectiveMaxLength(model)
+            let maxLength = requested == 0 ? model.config.maxPositions : requested
             let tokenizer = try model.makeTokenizer()
             let encoder = try Encoder(model: model)
             var out = LineWriter()

@@ -96,13 +96,14 @@ final class QGEMMTests: XCTestCase {
         var scratch = [Int16](repeating: 0, count: c.m * kp)
         let aScale = (0..<c.m).map { Float($0 + 1) * 0.01 }
         let aZero = (0..<c.m).map { Int32(($0 * 37) % 256) }
-        aScale.withUnsafeBufferPointer { s in
-            aZero.withUnsafeBufferPointer { z in
-                var params = zrk_qgemm_params(
-                    a_scale: raw ? nil : s.baseAddress, a_zero: raw ? nil : z.baseAddress,
-                    activation: Int32(ZRK_ACTIVATION_NONE.rawValue), raw_int32: raw ? 1 : 0)
-                zrk_qgemm(
-                    set.config, c.m, c.n, c.k, a, kp, &scratch, packed, &out, c.n * 4, &params)
+        packed.withUnsafeBytes { panel in
+            aScale.withUnsafeBufferPointer { s in
+                aZero.withUnsafeBufferPointer { z in
+                    var params = zrk_qgemm_params(
+                        a_scale: raw ? nil : s.baseAddress, a_zero: raw ? nil : z.baseAddress,
+                        activation: Int32(ZRK_ACTIVATION_NONE.rawValue), raw_int32: raw ? 1 : 0)
+                    zrk_qgemm(set.config, c.m, c.n, c.k, a, kp, &scratch, panel.baseAddress, &out, c.n * 4, &params)
+                }
             }
         }
         return out
@@ -152,14 +153,16 @@ final class QGEMMTests: XCTestCase {
             for set in InstructionSet.allCases.compactMap({ KernelSet($0) }) {
                 var out = [Float](repeating: .nan, count: c.m * c.n)
                 var scratch = [Int16](repeating: 0, count: c.m * PackedWeights.paddedK(c.k))
-                aScale.withUnsafeBufferPointer { s in
-                    aZero.withUnsafeBufferPointer { z in
-                        var params = zrk_qgemm_params(
-                            a_scale: s.baseAddress, a_zero: z.baseAddress, activation: Int32(activation.rawValue),
-                            raw_int32: 0)
-                        zrk_qgemm(
-                            set.config, c.m, c.n, c.k, a, PackedWeights.paddedK(c.k), &scratch, packed, &out,
-                            c.n * 4, &params)
+                packed.withUnsafeBytes { panel in
+                    aScale.withUnsafeBufferPointer { s in
+                        aZero.withUnsafeBufferPointer { z in
+                            var params = zrk_qgemm_params(
+                                a_scale: s.baseAddress, a_zero: z.baseAddress, activation: Int32(activation.rawValue),
+                                raw_int32: 0)
+                            zrk_qgemm(
+                                set.config, c.m, c.n, c.k, a, PackedWeights.paddedK(c.k), &scratch, panel.baseAddress,
+                                &out, c.n * 4, &params)
+                        }
                     }
                 }
                 var worst = 0.0

