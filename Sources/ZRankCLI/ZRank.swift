@@ -7,9 +7,12 @@ import Kernels
 struct ZRank: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zrank",
-        abstract: "Int8 transformer ranking: model conversion, tokenisation, embedding.",
+        abstract: "Int8 transformer ranking pool: serve, query, index, convert, embed.",
         version: zrankVersionString(),
-        subcommands: [Convert.self, Inspect.self, Tokenize.self, Embed.self, BenchEncoder.self]
+        subcommands: [
+            Serve.self, Query.self, Index.self, RouterCommand.self, WorkerCommand.self, Convert.self, Inspect.self,
+            Tokenize.self, Embed.self, BenchEncoder.self,
+        ]
     )
 }
 

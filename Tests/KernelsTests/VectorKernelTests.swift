@@ -110,3 +110,41 @@ final class VectorKernelTests: XCTestCase {
         }
     }
 }
+
+/// Catalog scoring: s8 x s8 row dot products of every instruction set against nested-loop int32 math, bit for bit.
+final class DotRowsTests: XCTestCase {
+    func testDotRows_equalNestedLoops_forEveryDimAndExtremes_withAndWithoutIndex() {
+        var rng = SeededGenerator(seed: 11)
+        for dim in [1, 7, 15, 16, 17, 31, 32, 33, 100, 384, 385, 1024] {
+            for fill in 0..<3 {
+                let rows = 23
+                let stride = (dim + 63) & ~63
+                var base = [Int8](repeating: 0, count: rows * stride)
+                var q = [Int8](repeating: 0, count: dim)
+                for i in base.indices {
+                    base[i] = fill == 1 ? -128 : fill == 2 ? (i % 2 == 0 ? 127 : -128) : Int8.random(in: -128...127, using: &rng)
+                }
+                for i in q.indices { q[i] = fill == 1 ? -128 : Int8.random(in: -128...127, using: &rng) }
+                let index: [UInt32] = (0..<rows).map { _ in UInt32.random(in: 0..<UInt32(rows), using: &rng) }
+                for useIndex in [false, true] {
+                    var expected = [Int32](repeating: 0, count: rows)
+                    for r in 0..<rows {
+                        let row = useIndex ? Int(index[r]) : r
+                        var acc: Int32 = 0
+                        for i in 0..<dim { acc += Int32(base[row * stride + i]) * Int32(q[i]) }
+                        expected[r] = acc
+                    }
+                    for set in InstructionSet.allCases.compactMap({ KernelSet($0) }) {
+                        var out = [Int32](repeating: 0, count: rows)
+                        if useIndex {
+                            set.config.pointee.dot_rows(rows, dim, base, stride, index, q, &out)
+                        } else {
+                            set.config.pointee.dot_rows(rows, dim, base, stride, nil, q, &out)
+                        }
+                        XCTAssertEqual(out, expected, "\(set.isa) dim=\(dim) fill=\(fill) index=\(useIndex)")
+                    }
+                }
+            }
+        }
+    }
+}

@@ -103,6 +103,12 @@ typedef void (*zrk_attention_fn)(
     size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
     size_t out_stride, float* scratch);
 
+/// s8 x s8 dot products of `rows` catalog rows with one query: out[r] = sum_i row[i] * q[i], where row r is
+/// `base + (index ? index[r] : r) * row_stride` (exact int32).
+typedef void (*zrk_qs8_dot_rows_fn)(
+    size_t rows, size_t dim, const int8_t* base, size_t row_stride, const uint32_t* index, const int8_t* q,
+    int32_t* out);
+
 /// Floats of scratch the attention kernels need for a sequence of l tokens and head width d.
 static inline size_t zrk_attention_scratch_floats(size_t l, size_t d) { return (d + 1) * ((l + 7) & ~(size_t)7); }
 
@@ -126,6 +132,12 @@ float zrk_f32_dot__scalar(size_t n, const float* a, const float* b);
 float zrk_f32_dot__avx2(size_t n, const float* a, const float* b);
 void zrk_f32_axpy__scalar(size_t n, float alpha, const float* x, float* y);
 void zrk_f32_axpy__avx2(size_t n, float alpha, const float* x, float* y);
+void zrk_qs8_dot_rows__scalar(
+    size_t rows, size_t dim, const int8_t* base, size_t row_stride, const uint32_t* index, const int8_t* q,
+    int32_t* out);
+void zrk_qs8_dot_rows__avx2(
+    size_t rows, size_t dim, const int8_t* base, size_t row_stride, const uint32_t* index, const int8_t* q,
+    int32_t* out);
 void zrk_f32_attention__scalar(
     size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
     size_t out_stride, float* scratch);
@@ -155,6 +167,7 @@ struct zrk_kernel_config {
     zrk_dot_fn dot;
     zrk_axpy_fn axpy;
     zrk_attention_fn attention;
+    zrk_qs8_dot_rows_fn dot_rows;
 };
 
 /// Returns 1 when this CPU (and OS) supports `isa`.

@@ -1,0 +1,305 @@
+import DequeModule
+import Protocol
+
+/// Router limits and timings (all configurable from `zrank router` / `zrank serve`).
+public struct RouterConfiguration: Sendable {
+    /// Requests waiting for a worker before new ones get OVERLOADED.
+    public var queueBound = 10_000
+    /// Deadline applied when a request says 0.
+    public var defaultDeadlineMs: UInt32 = 5000
+    public var heartbeatIntervalMs: UInt64 = 1000
+    /// Missed heartbeat intervals before a worker is dead.
+    public var liveness: UInt64 = 3
+    /// Longest accepted body frame.
+    public var maxBodyBytes = 16 * 1024 * 1024
+
+    public init() {}
+}
+
+/// What the I/O loop must do after an event.
+public enum RouterAction: Equatable {
+    /// Send `frames` to the client socket (already prefixed with the client's envelope).
+    case toClient([[UInt8]])
+    /// Send `frames` to the worker socket (already prefixed with the worker's identity).
+    case toWorker([[UInt8]])
+}
+
+/// The router's bookkeeping as a state machine: events in, actions out, no sockets — so every rule ("nothing is
+/// silently lost": retry once, deadlines, backpressure, pins, liveness) is testable without I/O.
+public struct RouterCore {
+    /// A request the router holds, from receipt to answer.
+    struct Ticket {
+        var envelope: [[UInt8]]  // client identity (+ empty delimiter for REQ clients)
+        var clientRequestID: UInt64
+        var type: MessageType
+        var pin: String?
+        var body: [UInt8]
+        var receivedAt: UInt64
+        var deadline: UInt64
+        var attempts: Int
+        var worker: [UInt8]?
+    }
+
+    struct WorkerEntry {
+        var version: String
+        var capacity: Int
+        var inFlight: Set<UInt64> = []
+        var lastSeen: UInt64
+    }
+
+    public let configuration: RouterConfiguration
+    private var tickets: [UInt64: Ticket] = [:]
+    private var queue = Deque<UInt64>()
+    private var workers: [[UInt8]: WorkerEntry] = [:]
+    /// Least recently used first.
+    private var lru = Deque<[UInt8]>()
+    private var nextTicket: UInt64 = 1
+    private var lastHeartbeat: UInt64 = 0
+    private(set) public var draining = false
+
+    public init(configuration: RouterConfiguration = RouterConfiguration()) {
+        self.configuration = configuration
+    }
+
+    /// Requests queued (waiting for a worker).
+    public var queueDepth: Int { queue.count }
+    /// Requests sent to workers and not answered yet.
+    public var inFlight: Int { tickets.count - queue.count }
+    /// Workers alive, with their versions.
+    public var workerVersions: [String] { workers.values.map(\.version).sorted() }
+
+    // MARK: - Events
+
+    /// A client message `[envelope..., header, pin?, body?]` arrived on the frontend.
+    public mutating func clientMessage(_ frames: [[UInt8]], now: UInt64) -> [RouterAction] {
+        guard let identity = frames.first, frames.count >= 2 else { return [] }
+        var envelope = [identity]
+        var rest = frames.dropFirst()
+        if rest.first?.isEmpty == true {  // REQ client: keep its delimiter
+            envelope.append([])
+            rest = rest.dropFirst()
+        }
+        guard let headerFrame = rest.first else {
+            return [reply(envelope, id: 0, .invalidRequest, "missing header frame")]
+        }
+        let header: FrameHeader
+        do {
+            header = try FrameHeader(decoding: headerFrame)
+        } catch {
+            return [reply(envelope, id: error.requestID, .invalidRequest, error.description)]
+        }
+        rest = rest.dropFirst()
+        var pin: String?
+        if header.hasPin {
+            guard let pinFrame = rest.first, !pinFrame.isEmpty, pinFrame.count <= 128,
+                let name = String(validating: pinFrame, as: UTF8.self)
+            else {
+                return [reply(envelope, id: header.requestID, .invalidRequest, "pin flag set without a valid pin frame")]
+            }
+            pin = name
+            rest = rest.dropFirst()
+        }
+        switch header.type {
+        case .rankRequest, .infoRequest:
+            break
+        default:
+            return [
+                reply(envelope, id: header.requestID, .invalidRequest, "message type \(header.type) is not a request")
+            ]
+        }
+        if header.type == .rankRequest && rest.isEmpty {
+            return [reply(envelope, id: header.requestID, .invalidRequest, "missing RankRequest body frame")]
+        }
+        if rest.count > 1 {
+            return [reply(envelope, id: header.requestID, .invalidRequest, "unexpected extra frames after the body")]
+        }
+        let body = rest.first ?? []
+        if body.count > configuration.maxBodyBytes {
+            return [
+                reply(
+                    envelope, id: header.requestID, .invalidRequest,
+                    "body of \(body.count) bytes exceeds \(configuration.maxBodyBytes)")
+            ]
+        }
+        if draining {
+            return [reply(envelope, id: header.requestID, .unavailable, "the router is shutting down")]
+        }
+        if let pin, !workers.isEmpty, !workers.values.contains(where: { $0.version == pin }) {
+            return [
+                reply(envelope, id: header.requestID, .unknownModelVersion, "no worker serves model version \"\(pin)\"")
+            ]
+        }
+        if queue.count >= configuration.queueBound {
+            return [
+                reply(
+                    envelope, id: header.requestID, .overloaded,
+                    "queue full (\(configuration.queueBound) requests waiting); retry later")
+            ]
+        }
+        let deadlineMs = UInt64(header.deadlineMs == 0 ? configuration.defaultDeadlineMs : header.deadlineMs)
+        let ticketID = nextTicket
+        nextTicket += 1
+        tickets[ticketID] = Ticket(
+            envelope: envelope, clientRequestID: header.requestID, type: header.type, pin: pin, body: body,
+            receivedAt: now, deadline: now + deadlineMs * 1_000_000, attempts: 0, worker: nil)
+        queue.append(ticketID)
+        return dispatch(now: now)
+    }
+
+    /// A worker message `[identity, header, body?]` arrived on the backend.
+    public mutating func workerMessage(_ frames: [[UInt8]], now: UInt64) -> [RouterAction] {
+        guard frames.count >= 2, let header = try? FrameHeader(decoding: frames[1]) else { return [] }
+        let identity = frames[0]
+        switch header.type {
+        case .workerReady:
+            var actions: [RouterAction] = []
+            if workers[identity] != nil { actions += workerFailed(identity, now: now) }
+            let ready = frames.count > 2 ? (try? Zrank_V1_WorkerReady(serializedBytes: frames[2])) : nil
+            workers[identity] = WorkerEntry(
+                version: ready?.modelVersion ?? "", capacity: max(1, Int(ready?.capacity ?? 1)), lastSeen: now)
+            lru.append(identity)
+            return actions + dispatch(now: now)
+        case .heartbeat:
+            if workers[identity] != nil {
+                workers[identity]!.lastSeen = now
+                return []
+            }
+            // Unknown worker (e.g. the router restarted): ask it to reconnect and announce itself.
+            return [.toWorker([identity, FrameHeader(type: .disconnect, requestID: 0).bytes])]
+        case .disconnect:
+            return workerFailed(identity, now: now)
+        case .rankResponse, .infoResponse, .error:
+            guard workers[identity] != nil else { return [] }
+            workers[identity]!.lastSeen = now
+            let ticketID = header.requestID
+            workers[identity]!.inFlight.remove(ticketID)
+            var actions: [RouterAction] = []
+            if let ticket = tickets[ticketID], ticket.worker == identity {
+                tickets[ticketID] = nil
+                var h = header
+                h.requestID = ticket.clientRequestID
+                h.queueMicros = 0
+                h.deadlineMs = 0
+                actions.append(.toClient(ticket.envelope + [h.bytes] + Array(frames.dropFirst(2))))
+            }
+            return actions + dispatch(now: now)
+        case .rankRequest, .infoRequest:
+            return []
+        }
+    }
+
+    /// Time passes: deadlines, dead workers, heartbeats.
+    public mutating func tick(now: UInt64) -> [RouterAction] {
+        var actions: [RouterAction] = []
+        // Deadlines, queued or in flight.
+        for (id, t) in tickets where t.deadline <= now {
+            // A worker still busy with it keeps the slot until it answers (the late answer is dropped).
+            tickets[id] = nil
+            if let i = queue.firstIndex(of: id) { queue.remove(at: i) }
+            actions.append(
+                reply(t.envelope, id: t.clientRequestID, .deadlineExceeded, "deadline passed before an answer came"))
+        }
+        // Dead workers.
+        let limit = configuration.heartbeatIntervalMs * configuration.liveness * 1_000_000
+        for (identity, w) in workers where now > w.lastSeen && now - w.lastSeen > limit {
+            actions += workerFailed(identity, now: now)
+        }
+        if now - lastHeartbeat >= configuration.heartbeatIntervalMs * 1_000_000 {
+            lastHeartbeat = now
+            let hb = FrameHeader(type: .heartbeat, requestID: 0).bytes
+            for identity in workers.keys { actions.append(.toWorker([identity, hb])) }
+        }
+        return actions + dispatch(now: now)
+    }
+
+    /// Stop accepting: new requests get UNAVAILABLE; queued and in-flight ones still complete.
+    public mutating func beginDrain() {
+        draining = true
+    }
+
+    /// Whether nothing is queued or in flight.
+    public var isIdle: Bool { tickets.isEmpty }
+
+    /// Answers everything still held with UNAVAILABLE (the last step of a shutdown) and says goodbye to workers.
+    public mutating func abandonAll() -> [RouterAction] {
+        var actions = tickets.values.map {
+            reply($0.envelope, id: $0.clientRequestID, .unavailable, "the router shut down before an answer came")
+        }
+        tickets.removeAll()
+        queue.removeAll()
+        let bye = FrameHeader(type: .disconnect, requestID: 0).bytes
+        actions += workers.keys.map { .toWorker([$0, bye]) }
+        return actions
+    }
+
+    // MARK: - Internals
+
+    private mutating func workerFailed(_ identity: [UInt8], now: UInt64) -> [RouterAction] {
+        guard let entry = workers.removeValue(forKey: identity) else { return [] }
+        if let i = lru.firstIndex(of: identity) { lru.remove(at: i) }
+        var actions: [RouterAction] = []
+        for id in entry.inFlight.sorted() {
+            guard var t = tickets[id] else { continue }
+            if t.attempts < 2 {
+                // Retry once on another worker: back to the front of the queue.
+                t.worker = nil
+                tickets[id] = t
+                queue.prepend(id)
+            } else {
+                tickets[id] = nil
+                actions.append(
+                    reply(t.envelope, id: t.clientRequestID, .workerFailed, "the worker died twice with this request"))
+            }
+        }
+        return actions + dispatch(now: now)
+    }
+
+    private mutating func dispatch(now: UInt64) -> [RouterAction] {
+        var actions: [RouterAction] = []
+        var index = 0
+        while index < queue.count {
+            let id = queue[index]
+            guard let t = tickets[id] else {
+                queue.remove(at: index)
+                continue
+            }
+            if let pin = t.pin, !workers.isEmpty, !workers.values.contains(where: { $0.version == pin }) {
+                queue.remove(at: index)
+                tickets[id] = nil
+                actions.append(
+                    reply(t.envelope, id: t.clientRequestID, .unknownModelVersion, "no worker serves model version \"\(pin)\""))
+                continue
+            }
+            guard let w = lru.firstIndex(where: { candidate in
+                guard let e = workers[candidate], e.inFlight.count < e.capacity else { return false }
+                return t.pin == nil || e.version == t.pin
+            }) else {
+                if t.pin == nil { break }  // no free worker at all for unpinned work
+                index += 1
+                continue
+            }
+            let identity = lru.remove(at: w)
+            lru.append(identity)
+            queue.remove(at: index)
+            workers[identity]!.inFlight.insert(id)
+            var ticket = t
+            ticket.worker = identity
+            ticket.attempts += 1
+            tickets[id] = ticket
+            var header = FrameHeader(type: t.type, requestID: id)
+            let left = t.deadline > now ? (t.deadline - now) / 1_000_000 : 1
+            header.deadlineMs = UInt32(min(left, UInt64(UInt32.max)))
+            header.queueMicros = UInt32(min((now - t.receivedAt) / 1000, UInt64(UInt32.max)))
+            actions.append(.toWorker([identity, header.bytes, t.body]))
+        }
+        return actions
+    }
+
+    private func reply(_ envelope: [[UInt8]], id: UInt64, _ code: Zrank_V1_Error.Code, _ message: String) -> RouterAction {
+        var error = Zrank_V1_Error()
+        error.code = code
+        error.message = message
+        let body: [UInt8] = (try? error.serializedBytes()) ?? []
+        return .toClient(envelope + [FrameHeader(type: .error, requestID: id).bytes, body])
+    }
+}

@@ -1,0 +1,97 @@
+import CSystem
+import Logging
+import Protocol
+
+/// The router process's loop: a ROUTER socket for clients (frontend) and one for workers (backend), driving a
+/// `RouterCore` and carrying out its actions.
+public final class RouterService {
+    public let configuration: RouterConfiguration
+    private let frontendEndpoint: String
+    private let backendEndpoint: String
+    private let logger: Logger
+    private let context = ZMQContext()
+    private var core: RouterCore
+    /// How long a drain may take after SIGTERM before what is left is answered UNAVAILABLE.
+    public var drainTimeoutMs: UInt64 = 4000
+
+    public init(frontend: String, backend: String, configuration: RouterConfiguration, logger: Logger) {
+        self.frontendEndpoint = frontend
+        self.backendEndpoint = backend
+        self.configuration = configuration
+        self.logger = logger
+        self.core = RouterCore(configuration: configuration)
+    }
+
+    /// Binds both sockets; returns the endpoints actually bound (tcp port 0 resolved).
+    public func bind() throws -> (frontend: ZMQSocket, backend: ZMQSocket) {
+        let frontend = try ZMQSocket(context, type: .router)
+        let backend = try ZMQSocket(context, type: .router)
+        try frontend.setInt(ZMQOption.routerMandatory, 1)
+        try backend.setInt(ZMQOption.routerMandatory, 1)
+        try frontend.setInt(ZMQOption.sendHighWaterMark, 0)
+        try frontend.setInt(ZMQOption.receiveHighWaterMark, 0)
+        try backend.setInt(ZMQOption.sendHighWaterMark, 0)
+        try backend.setInt(ZMQOption.receiveHighWaterMark, 0)
+        try frontend.bind(frontendEndpoint)
+        try backend.bind(backendEndpoint)
+        return (frontend, backend)
+    }
+
+    /// Runs until SIGTERM/SIGINT, then drains (new requests get UNAVAILABLE, held ones finish) and returns.
+    public func run() throws {
+        let (frontend, backend) = try bind()
+        logger.info(
+            "router listening",
+            metadata: ["frontend": "\(frontend.lastEndpoint)", "backend": "\(backend.lastEndpoint)",
+                       "queue.bound": "\(configuration.queueBound)"])
+        var drainStarted: UInt64?
+        while true {
+            let now = monotonicNanos()
+            if CSystem_stop_requested() != 0 && drainStarted == nil {
+                drainStarted = now
+                core.beginDrain()
+                logger.info("router draining", metadata: ["in.flight": "\(core.inFlight)", "queued": "\(core.queueDepth)"])
+            }
+            if let started = drainStarted {
+                if core.isIdle || now - started > drainTimeoutMs * 1_000_000 {
+                    perform(core.abandonAll(), frontend: frontend, backend: backend)
+                    logger.info("router stopped")
+                    return
+                }
+            }
+            let ready = try ZMQPoller.poll([frontend, backend], timeoutMs: 20)
+            if ready[1] {
+                while let frames = try backend.receive(dontWait: true) {
+                    perform(core.workerMessage(frames, now: monotonicNanos()), frontend: frontend, backend: backend)
+                }
+            }
+            if ready[0] {
+                while let frames = try frontend.receive(dontWait: true) {
+                    perform(core.clientMessage(frames, now: monotonicNanos()), frontend: frontend, backend: backend)
+                }
+            }
+            perform(core.tick(now: monotonicNanos()), frontend: frontend, backend: backend)
+        }
+    }
+
+    private func perform(_ actions: [RouterAction], frontend: ZMQSocket, backend: ZMQSocket) {
+        for action in actions {
+            switch action {
+            case .toClient(let frames):
+                do {
+                    try frontend.send(frames, dontWait: true)
+                } catch {
+                    logger.debug("client unreachable; answer dropped", metadata: ["error": "\(error)"])
+                }
+            case .toWorker(let frames):
+                do {
+                    try backend.send(frames, dontWait: true)
+                } catch {
+                    // The worker is gone: its requests are retried elsewhere or answered WORKER_FAILED.
+                    let failure = [frames[0], FrameHeader(type: .disconnect, requestID: 0).bytes]
+                    perform(core.workerMessage(failure, now: monotonicNanos()), frontend: frontend, backend: backend)
+                }
+            }
+        }
+    }
+}

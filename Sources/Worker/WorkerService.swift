@@ -1,0 +1,224 @@
+import CSystem
+import Foundation
+import Logging
+import Protocol
+import Ranking
+import SwiftProtobuf
+
+/// Fault injection for tests: off by default, set only by documented flags or environment variables of the real
+/// `zrank worker` binary (`--fault-stall-ms`, `--fault-fail-every`, `--fault-crash-after`;
+/// `ZRANK_FAULT_STALL_MS`, `ZRANK_FAULT_FAIL_EVERY`, `ZRANK_FAULT_CRASH_AFTER`).
+public struct FaultInjection: Sendable, Equatable {
+    /// Sleep this long before answering each request.
+    public var stallMs = 0
+    /// Answer every Nth request with an INTERNAL error.
+    public var failEvery = 0
+    /// Exit abruptly (no goodbye) on the Nth request, as a crash would.
+    public var crashAfter = 0
+
+    public init(stallMs: Int = 0, failEvery: Int = 0, crashAfter: Int = 0) {
+        self.stallMs = stallMs
+        self.failEvery = failEvery
+        self.crashAfter = crashAfter
+    }
+
+    /// Any fault active.
+    public var isActive: Bool { stallMs > 0 || failEvery > 0 || crashAfter > 0 }
+}
+
+/// How a worker connects and behaves.
+public struct WorkerConfiguration: Sendable {
+    /// The router's backend endpoint (tcp:// or ipc://).
+    public var endpoint: String
+    /// Stable identity; defaults to "w-<pid>".
+    public var workerID: String
+    public var heartbeatIntervalMs = 1000
+    /// Missed heartbeats before the router is presumed dead and the worker reconnects.
+    public var liveness = 3
+    public var capacity = 1
+    public var faults = FaultInjection()
+
+    public init(endpoint: String, workerID: String? = nil) {
+        self.endpoint = endpoint
+        self.workerID = workerID ?? "w-\(getpid())"
+    }
+}
+
+/// A worker process's main loop: a DEALER connected to the router's backend that announces itself, heartbeats,
+/// ranks requests one at a time and answers every one (a ranked answer or an explicit error).
+public final class WorkerService {
+    private let ranker: Ranker
+    private let configuration: WorkerConfiguration
+    private let logger: Logger
+    private let context = ZMQContext()
+    private var handled = 0
+
+    public init(ranker: Ranker, configuration: WorkerConfiguration, logger: Logger) {
+        self.ranker = ranker
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs until SIGTERM/SIGINT (installed by the caller via CSystem), then says goodbye and returns.
+    public func run() throws {
+        var backoffMs = 250
+        while !stopRequested {
+            let socket = try connect()
+            let ended = try serve(socket)
+            if ended { return }
+            logger.warning("router silent; reconnecting", metadata: ["backoff.ms": "\(backoffMs)"])
+            Thread.sleep(forTimeInterval: Double(backoffMs) / 1000)
+            backoffMs = min(backoffMs * 2, 4000)
+        }
+    }
+
+    private var stopRequested: Bool { CSystem_stop_requested() != 0 }
+
+    private func connect() throws -> ZMQSocket {
+        let socket = try ZMQSocket(context, type: .dealer)
+        try socket.setIdentity(Array("\(configuration.workerID)-\(UInt32.random(in: 0...UInt32.max))".utf8))
+        try socket.connect(configuration.endpoint)
+        var ready = Zrank_V1_WorkerReady()
+        ready.workerID = configuration.workerID
+        ready.modelVersion = ranker.version
+        ready.capacity = UInt32(configuration.capacity)
+        ready.modelContentHash = ranker.model.contentHash
+        ready.catalogSize = UInt64(ranker.index.count)
+        try socket.send([FrameHeader(type: .workerReady, requestID: 0).bytes, try ready.serializedBytes()])
+        logger.info(
+            "worker ready",
+            metadata: ["worker.id": "\(configuration.workerID)", "model.version": "\(ranker.version)",
+                       "endpoint": "\(configuration.endpoint)"])
+        return socket
+    }
+
+    /// Serves on one connection. Returns true when asked to stop, false when the router went silent.
+    private func serve(_ socket: ZMQSocket) throws -> Bool {
+        let interval = UInt64(configuration.heartbeatIntervalMs) * 1_000_000
+        var lastHeard = monotonicNanos()
+        var nextHeartbeat = lastHeard + interval
+        while true {
+            if stopRequested {
+                try? socket.send([FrameHeader(type: .disconnect, requestID: 0).bytes])
+                logger.info("worker stopping", metadata: ["requests.handled": "\(handled)"])
+                return true
+            }
+            let now = monotonicNanos()
+            let wait = nextHeartbeat > now ? Int((nextHeartbeat - now) / 1_000_000) + 1 : 0
+            let readable = try ZMQPoller.poll([socket], timeoutMs: min(wait, 200))[0]
+            if readable, let frames = try socket.receive(dontWait: true) {
+                lastHeard = monotonicNanos()
+                try handle(frames, on: socket)
+            }
+            let after = monotonicNanos()
+            if after >= nextHeartbeat {
+                try socket.send([FrameHeader(type: .heartbeat, requestID: 0).bytes])
+                nextHeartbeat = after + interval
+            }
+            if after - lastHeard > interval * UInt64(configuration.liveness) {
+                return false
+            }
+        }
+    }
+
+    private func handle(_ frames: [[UInt8]], on socket: ZMQSocket) throws {
+        guard let first = frames.first, let header = try? FrameHeader(decoding: first) else {
+            logger.warning("dropping malformed frame from the router")
+            return
+        }
+        switch header.type {
+        case .heartbeat, .workerReady:
+            return
+        case .disconnect:
+            logger.info("router asked this worker to disconnect")
+            return
+        case .rankRequest:
+            let reply = rank(header, body: frames.count > 1 ? frames[frames.count - 1] : [])
+            try socket.send(reply)
+        case .infoRequest:
+            try socket.send(info(header))
+        case .rankResponse, .infoResponse, .error:
+            logger.warning("unexpected message type from the router", metadata: ["type": "\(header.type)"])
+        }
+    }
+
+    private func errorReply(_ header: FrameHeader, _ code: Zrank_V1_Error.Code, _ message: String) -> [[UInt8]] {
+        var error = Zrank_V1_Error()
+        error.code = code
+        error.message = message
+        return [FrameHeader(type: .error, requestID: header.requestID).bytes, (try? error.serializedBytes()) ?? []]
+    }
+
+    private func rank(_ header: FrameHeader, body: [UInt8]) -> [[UInt8]] {
+        let start = monotonicNanos()
+        handled += 1
+        let faults = configuration.faults
+        if faults.crashAfter > 0 && handled >= faults.crashAfter {
+            logger.critical("fault injection: crashing", metadata: ["requests.handled": "\(handled)"])
+            exit(86)
+        }
+        if faults.stallMs > 0 { Thread.sleep(forTimeInterval: Double(faults.stallMs) / 1000) }
+        if faults.failEvery > 0 && handled % faults.failEvery == 0 {
+            return errorReply(header, .internal, "fault injection: request \(handled) failed on purpose")
+        }
+        let request: Zrank_V1_RankRequest
+        do {
+            request = try Zrank_V1_RankRequest(serializedBytes: body)
+        } catch BinaryDecodingError.invalidUTF8 {
+            return errorReply(header, .invalidRequest, "invalid UTF-8 in a string field of the RankRequest body")
+        } catch {
+            return errorReply(header, .invalidRequest, "malformed RankRequest body: \(error)")
+        }
+        let query = RankQuery(
+            query: request.query, candidateIDs: request.candidateIds,
+            inlineCandidates: request.inlineCandidates.map { (id: $0.id, text: $0.text) }, topK: Int(request.topK),
+            explain: request.explain)
+        let outcome: RankOutcome
+        do {
+            outcome = try ranker.rank(query)
+        } catch {
+            return errorReply(header, .invalidRequest, error.description)
+        }
+        var response = Zrank_V1_RankResponse()
+        response.modelVersion = ranker.version
+        response.items = outcome.items.map { item in
+            var r = Zrank_V1_RankedItem()
+            r.id = item.id
+            r.score = item.score
+            if request.explain {
+                var c = Zrank_V1_ScoreComponents()
+                c.cosine = item.cosine
+                r.components = c
+            }
+            return r
+        }
+        response.notFound = outcome.notFound
+        response.userContextUsed = false
+        var timings = Zrank_V1_Timings()
+        timings.queueUs = UInt64(header.queueMicros)
+        timings.encodeUs = outcome.encodeNanos / 1000
+        timings.scoreUs = outcome.scoreNanos / 1000
+        timings.totalUs = (monotonicNanos() - start) / 1000 + UInt64(header.queueMicros)
+        response.timings = timings
+        guard let bytes = try? response.serializedBytes() as [UInt8] else {
+            return errorReply(header, .internal, "cannot encode the response")
+        }
+        return [FrameHeader(type: .rankResponse, requestID: header.requestID).bytes, bytes]
+    }
+
+    private func info(_ header: FrameHeader) -> [[UInt8]] {
+        var response = Zrank_V1_InfoResponse()
+        response.modelVersion = ranker.version
+        response.catalogSize = UInt64(ranker.index.count)
+        response.modelContentHash = ranker.model.contentHash
+        response.embeddingDimension = UInt32(ranker.index.dimension)
+        response.maxCandidates = UInt32(ranker.limits.maxCandidates)
+        let n = ranker.index.count
+        let sample = min(n, 10_000)
+        response.sampleItemIds = (0..<sample).map { ranker.index.id(ofRow: n <= 10_000 ? $0 : $0 * n / sample) }
+        guard let bytes = try? response.serializedBytes() as [UInt8] else {
+            return errorReply(header, .internal, "cannot encode the response")
+        }
+        return [FrameHeader(type: .infoResponse, requestID: header.requestID).bytes, bytes]
+    }
+}

@@ -1,0 +1,216 @@
+import ArgumentParser
+import CSystem
+import Foundation
+import Logging
+import Model
+import Protocol
+import Ranking
+import Router
+import Worker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options of the processes that rank: model, index and request limits.
+struct RankingOptions: ParsableArguments {
+    @Option(name: .long, help: "The model file (*.zrm).")
+    var model: String
+
+    @Option(name: .long, help: "The catalog index built with that model (*.zri).")
+    var index: String
+
+    @Option(name: .long, help: "Most candidates accepted per request.")
+    var maxCandidates: Int = 10_000
+
+    @Option(name: .long, help: "Query texts longer than this many UTF-8 bytes are rejected (shorter ones are truncated to the model's max length).")
+    var maxQueryBytes: Int = 65_536
+
+    var limits: RankLimits {
+        var l = RankLimits()
+        l.maxCandidates = maxCandidates
+        l.maxQueryBytes = maxQueryBytes
+        return l
+    }
+}
+
+/// Options of the router.
+struct RouterOptions: ParsableArguments {
+    @Option(name: .long, help: "Requests that may wait for a worker; beyond it new requests get OVERLOADED.")
+    var queueBound: Int = 10_000
+
+    @Option(name: .long, help: "Deadline for requests that set none (milliseconds).")
+    var deadlineMs: Int = 5000
+
+    var configuration: RouterConfiguration {
+        var c = RouterConfiguration()
+        c.queueBound = queueBound
+        c.defaultDeadlineMs = UInt32(deadlineMs)
+        return c
+    }
+}
+
+/// Fault injection flags (tests only; all off by default).
+struct FaultOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Test fault: sleep N ms before answering each request (env ZRANK_FAULT_STALL_MS).", visibility: .hidden))
+    var faultStallMs: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Test fault: answer every Nth request INTERNAL (env ZRANK_FAULT_FAIL_EVERY).", visibility: .hidden))
+    var faultFailEvery: Int?
+
+    @Option(name: .long, help: ArgumentHelp("Test fault: exit abruptly on the Nth request (env ZRANK_FAULT_CRASH_AFTER).", visibility: .hidden))
+    var faultCrashAfter: Int?
+
+    var faults: FaultInjection {
+        let env = ProcessInfo.processInfo.environment
+        func pick(_ flag: Int?, _ name: String) -> Int { flag ?? Int(env[name] ?? "") ?? 0 }
+        return FaultInjection(
+            stallMs: pick(faultStallMs, "ZRANK_FAULT_STALL_MS"), failEvery: pick(faultFailEvery, "ZRANK_FAULT_FAIL_EVERY"),
+            crashAfter: pick(faultCrashAfter, "ZRANK_FAULT_CRASH_AFTER"))
+    }
+}
+
+func makeLogger(_ label: String) -> Logger {
+    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    var logger = Logger(label: label)
+    logger.logLevel = ProcessInfo.processInfo.environment["ZRANK_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    return logger
+}
+
+/// When started by `zrank serve`, die with the supervisor.
+func followParent() {
+    if let parent = ProcessInfo.processInfo.environment["ZRANK_PARENT_PID"].flatMap(Int32.init) {
+        if CSystem_die_with_parent(SIGTERM, parent) == 0 { exit(0) }
+    }
+}
+
+/// Default backend endpoint: an ipc socket in a private runtime folder.
+func defaultBackendEndpoint() -> String {
+    let base = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? NSTemporaryDirectory()
+    let dir = URL(fileURLWithPath: base).appendingPathComponent("zrank-\(getuid())-\(getpid())")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    return "ipc://" + dir.appendingPathComponent("backend.sock").path
+}
+
+func validateEndpoint(_ endpoint: String, _ flag: String) throws {
+    guard endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") else {
+        throw ValidationError("\(flag) \(endpoint): endpoints are tcp://HOST:PORT or ipc://PATH")
+    }
+}
+
+extension ZRank {
+    /// `zrank index --model FILE.zrm --catalog items.jsonl --out FILE.zri`
+    struct Index: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Encode every catalog item ({\"id\", \"title\", \"text\"?} lines) into a catalog index.")
+
+        @Option(name: .long, help: "The model file (*.zrm).")
+        var model: String
+
+        @Option(name: .long, help: "The catalog, JSON lines.")
+        var catalog: String
+
+        @Option(name: .long, help: "The index file to write (*.zri).")
+        var out: String
+
+        @Option(name: .long, help: "Items per encoder batch.")
+        var batch: Int = 64
+
+        func run() throws {
+            let file = try loadModel(model, command: "index")
+            let terminal = isatty(STDERR_FILENO) == 1
+            let start = Date()
+            do {
+                let n = try CatalogIndexBuilder.build(model: file, catalog: catalog, output: out, batch: batch) { done, total in
+                    guard terminal else { return }
+                    let width = 30
+                    let filled = width * done / max(total, 1)
+                    let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)
+                    FileHandle.standardError.write(Data(String(
+                        format: "\r[%@%@] %d/%d items  %.0f items/s", String(repeating: "#", count: filled),
+                        String(repeating: " ", count: width - filled), done, total, rate).utf8))
+                }
+                if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+                print(String(format: "wrote %@: %d items, model %@, %.1f s", out, n, file.version, Date().timeIntervalSince(start)))
+            } catch let error as IndexError {
+                throw CLIFailure("zrank index: \(error)")
+            }
+        }
+    }
+
+    /// `zrank worker --model FILE.zrm --index FILE.zri --connect ENDPOINT`
+    struct WorkerCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "worker", abstract: "Run one ranking worker connected to a router's backend.")
+
+        @OptionGroup var ranking: RankingOptions
+
+        @Option(name: .long, help: "The router's backend endpoint (tcp:// or ipc://).")
+        var connect: String
+
+        @Option(name: .long, help: "Version name to announce (default: the model's).")
+        var version: String?
+
+        @Option(name: .long, help: "Worker id for logs (default w-<pid>).")
+        var id: String?
+
+        @OptionGroup var faultOptions: FaultOptions
+
+        func validate() throws { try validateEndpoint(connect, "--connect") }
+
+        func run() throws {
+            CSystem_install_stop_handlers()
+            followParent()
+            let logger = makeLogger("zrank.worker")
+            let file = try loadModel(ranking.model, command: "worker")
+            let ranker: Ranker
+            do {
+                let index = try CatalogIndex(path: ranking.index, model: file)
+                ranker = try Ranker(model: file, index: index, version: version, limits: ranking.limits)
+            } catch {
+                throw CLIFailure("zrank worker: \(error)")
+            }
+            var config = WorkerConfiguration(endpoint: connect, workerID: id)
+            config.faults = faultOptions.faults
+            if config.faults.isActive {
+                logger.warning("fault injection active", metadata: ["faults": "\(config.faults)"])
+            }
+            // Warm-up: one encode so the first request doesn't pay for page faults.
+            _ = try? ranker.embed("warm up")
+            try WorkerService(ranker: ranker, configuration: config, logger: logger).run()
+        }
+    }
+
+    /// `zrank router --bind ENDPOINT [--backend ENDPOINT]`
+    struct RouterCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "router", abstract: "Run the load-balancing router between clients and workers.")
+
+        @Option(name: .long, help: "Client endpoint to bind (tcp:// or ipc://).")
+        var bind: String
+
+        @Option(name: .long, help: "Worker endpoint to bind (default: an ipc socket in a private runtime folder).")
+        var backend: String?
+
+        @OptionGroup var routerOptions: RouterOptions
+
+        func validate() throws {
+            try validateEndpoint(bind, "--bind")
+            if let backend { try validateEndpoint(backend, "--backend") }
+        }
+
+        func run() throws {
+            CSystem_install_stop_handlers()
+            followParent()
+            let logger = makeLogger("zrank.router")
+            let service = RouterService(
+                frontend: bind, backend: backend ?? defaultBackendEndpoint(), configuration: routerOptions.configuration,
+                logger: logger)
+            do {
+                try service.run()
+            } catch {
+                throw CLIFailure("zrank router: \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+import ArgumentParser
+import Foundation
+import Protocol
+import SwiftProtobuf
+
+/// A duration option: `<number>(ms|s|m)`.
+struct DurationOption: ExpressibleByArgument, CustomStringConvertible {
+    let seconds: Double
+    let description: String
+
+    init?(argument: String) {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
+        for (suffix, scale) in units where argument.hasSuffix(suffix) {
+            guard let v = Double(argument.dropLast(suffix.count)), v >= 0, v.isFinite else { return nil }
+            seconds = v * scale
+            description = argument
+            return
+        }
+        return nil
+    }
+
+    var milliseconds: Int { Int((seconds * 1000).rounded()) }
+}
+
+/// One request of `zrank query`.
+struct QueryRequest {
+    var idJSON: String
+    var query: String
+    var candidates: [String]
+    var inputError: String?
+}
+
+extension ZRank {
+    /// `zrank query --endpoint E (--text ... | --batch FILE) ...` — the command-line client.
+    struct Query: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rank candidates for a query (or a file of queries) against a running pool.",
+            discussion: """
+                Exit status: 0 when every request was ranked, 1 when any got an error reply, 2 when the pool was \
+                unreachable or a request timed out.
+                """)
+
+        @Option(name: .long, help: "The pool's client endpoint (tcp:// or ipc://).")
+        var endpoint: String
+
+        @Option(name: .long, help: "Query text (one request).")
+        var text: String?
+
+        @Option(name: .long, help: "Id echoed in the answer (with --text).")
+        var id: String?
+
+        @Option(name: .long, help: "Comma-separated candidate item ids (default: the whole catalog).")
+        var candidates: String?
+
+        @Option(name: .long, help: "File of candidate ids, one per line.")
+        var candidatesFile: String?
+
+        @Option(name: .long, help: "JSON lines {\"id\", \"query\", \"candidates\"?}; one answer line per input line, in order.")
+        var batch: String?
+
+        @Option(name: .long, help: "Items to return (default: all candidates, 10 for the whole catalog).")
+        var topK: Int?
+
+        @Option(name: .long, help: "Time to wait for each answer, e.g. 500ms, 5s.")
+        var timeout: DurationOption = DurationOption(argument: "5s")!
+
+        @Option(name: .long, help: "Requests outstanding at once with --batch.")
+        var inFlight: Int = 8
+
+        @Option(name: .long, help: "Pin requests to this model version.")
+        var pin: String?
+
+        @Flag(name: .long, help: "Ask for each item's score components.")
+        var explain = false
+
+        @Flag(name: .long, help: "One JSON object per request instead of a table.")
+        var json = false
+
+        func validate() throws {
+            try validateEndpoint(endpoint, "--endpoint")
+            guard (text != nil) != (batch != nil) else { throw ValidationError("give exactly one of --text and --batch") }
+            if candidates != nil && candidatesFile != nil {
+                throw ValidationError("give at most one of --candidates and --candidates-file")
+            }
+            if batch != nil && (candidates != nil || candidatesFile != nil || id != nil) {
+                throw ValidationError("--batch lines carry their own ids and candidates")
+            }
+            guard inFlight >= 1 else { throw ValidationError("--in-flight must be at least 1") }
+            if let topK, topK < 0 { throw ValidationError("--top-k must not be negative") }
+        }
+
+        func run() throws {
+            let requests = try loadRequests()
+            let client: PoolClient
+            do {
+                client = try PoolClient(endpoint: endpoint)
+            } catch {
+                throw CLIFailure("zrank query: cannot connect to \(endpoint): \(error)")
+            }
+            var results = [String?](repeating: nil, count: requests.count)
+            var tables = [String?](repeating: nil, count: requests.count)
+            var sentAt = [UInt64](repeating: 0, count: requests.count)
+            var attempts = [Int](repeating: 0, count: requests.count)
+            var retryAt: [Int: UInt64] = [:]
+            var anyError = false
+            var timedOut = false
+            var next = 0
+            var outstanding = Set<Int>()
+            var flushed = 0
+            var out = LineWriter()
+            let timeoutNs = UInt64(timeout.milliseconds) * 1_000_000
+
+            func send(_ i: Int) throws {
+                var r = Zrank_V1_RankRequest()
+                r.query = requests[i].query
+                r.candidateIds = requests[i].candidates
+                r.topK = UInt32(topK ?? 0)
+                r.explain = explain
+                let body: [UInt8] = try r.serializedBytes()
+                if sentAt[i] == 0 { sentAt[i] = monotonicNanos() }
+                attempts[i] += 1
+                try client.send(
+                    type: .rankRequest, requestID: UInt64(i + 1), body: body, deadlineMs: UInt32(timeout.milliseconds),
+                    pin: pin)
+                outstanding.insert(i)
+            }
+
+            func flush() {
+                while flushed < results.count, let line = results[flushed] {
+                    if json || batch != nil { out.write(line) } else if let t = tables[flushed] { out.write(t) }
+                    flushed += 1
+                }
+            }
+
+            while flushed < requests.count {
+                let now = monotonicNanos()
+                for (i, at) in retryAt where at <= now {
+                    retryAt[i] = nil
+                    try send(i)
+                }
+                while outstanding.count + retryAt.count < inFlight && next < requests.count {
+                    if let problem = requests[next].inputError {
+                        results[next] = errorLine(requests[next].idJSON, "INVALID_INPUT", problem)
+                        tables[next] = "error INVALID_INPUT: \(problem)"
+                        anyError = true
+                    } else {
+                        try send(next)
+                    }
+                    next += 1
+                }
+                flush()
+                if outstanding.isEmpty && retryAt.isEmpty { continue }
+                // Time out requests that waited too long.
+                for i in outstanding where monotonicNanos() - sentAt[i] > timeoutNs {
+                    outstanding.remove(i)
+                    timedOut = true
+                    let message = "no answer within \(timeout) (pool unreachable or too slow)"
+                    results[i] = errorLine(requests[i].idJSON, "CLIENT_TIMEOUT", message)
+                    tables[i] = "error CLIENT_TIMEOUT: \(message)"
+                }
+                guard !outstanding.isEmpty else { continue }
+                guard let answer = try client.receive(timeoutMs: 20) else { continue }
+                let i = Int(answer.header.requestID) - 1
+                guard i >= 0, i < requests.count, outstanding.contains(i) else { continue }
+                outstanding.remove(i)
+                switch answer.header.type {
+                case .rankResponse:
+                    let response = try Zrank_V1_RankResponse(serializedBytes: answer.body)
+                    results[i] = responseLine(requests[i].idJSON, response)
+                    tables[i] = table(requests[i], response)
+                case .error:
+                    let error = (try? Zrank_V1_Error(serializedBytes: answer.body)) ?? Zrank_V1_Error()
+                    if error.code == .overloaded && monotonicNanos() - sentAt[i] < timeoutNs {
+                        let backoff = UInt64(min(1000, 10 << min(attempts[i], 7))) * 1_000_000
+                        retryAt[i] = monotonicNanos() + backoff
+                        continue
+                    }
+                    anyError = true
+                    let code = codeName(error.code)
+                    results[i] = errorLine(requests[i].idJSON, code, error.message)
+                    tables[i] = "error \(code): \(error.message)"
+                default:
+                    anyError = true
+                    results[i] = errorLine(requests[i].idJSON, "INTERNAL", "unexpected answer type \(answer.header.type)")
+                    tables[i] = "error: unexpected answer type"
+                }
+            }
+            flush()
+            out.flush()
+            if timedOut { throw ExitCode(2) }
+            if anyError { throw ExitCode(1) }
+        }
+
+        private func loadRequests() throws -> [QueryRequest] {
+            if let text {
+                var ids: [String] = []
+                if let candidates { ids = candidates.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+                if let candidatesFile {
+                    guard let content = try? String(contentsOfFile: candidatesFile, encoding: .utf8) else {
+                        throw ValidationError("cannot read --candidates-file \(candidatesFile)")
+                    }
+                    ids = content.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
+                }
+                return [QueryRequest(idJSON: id.map(JSONLines.quote) ?? "null", query: text, candidates: ids)]
+            }
+            guard let batch, let data = FileManager.default.contents(atPath: batch) else {
+                throw ValidationError("cannot read --batch file \(batch ?? "")")
+            }
+            var out: [QueryRequest] = []
+            for (n, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
+                guard !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) else { continue }
+                guard String(validating: line, as: UTF8.self) != nil,
+                    let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]
+                else {
+                    out.append(QueryRequest(idJSON: "null", query: "", candidates: [], inputError: "line \(n + 1): invalid JSON or UTF-8"))
+                    continue
+                }
+                let idJSON = object["id"].flatMap(JSONLines.jsonFragment) ?? "null"
+                guard let query = object["query"] as? String else {
+                    out.append(QueryRequest(idJSON: idJSON, query: "", candidates: [], inputError: "line \(n + 1): missing string \"query\""))
+                    continue
+                }
+                let candidates = object["candidates"] as? [String] ?? []
+                if object["candidates"] != nil && object["candidates"] as? [String] == nil {
+                    out.append(QueryRequest(idJSON: idJSON, query: query, candidates: [], inputError: "line \(n + 1): \"candidates\" must be an array of strings"))
+                    continue
+                }
+                out.append(QueryRequest(idJSON: idJSON, query: query, candidates: candidates))
+            }
+            return out
+        }
+
+        private func responseLine(_ idJSON: String, _ r: Zrank_V1_RankResponse) -> String {
+            let items = r.items.map { item -> String in
+                var s = "{\"id\": \(JSONLines.quote(item.id)), \"score\": \(item.score)"
+                if explain && item.hasComponents { s += ", \"components\": {\"cosine\": \(item.components.cosine)}" }
+                return s + "}"
+            }
+            let notFound = r.notFound.map(JSONLines.quote).joined(separator: ", ")
+            return "{\"id\": \(idJSON), \"model_version\": \(JSONLines.quote(r.modelVersion)), \"items\": [\(items.joined(separator: ", "))], \"not_found\": [\(notFound)]}"
+        }
+
+        private func table(_ q: QueryRequest, _ r: Zrank_V1_RankResponse) -> String {
+            var lines = ["query: \(q.query)   (model \(r.modelVersion), \(r.timings.totalUs) µs in the pool)"]
+            for (rank, item) in r.items.enumerated() {
+                lines.append(String(format: "%4d. %8.4f  %@", rank + 1, item.score, item.id))
+            }
+            if !r.notFound.isEmpty { lines.append("not found: \(r.notFound.joined(separator: ", "))") }
+            return lines.joined(separator: "\n")
+        }
+
+        private func errorLine(_ idJSON: String, _ code: String, _ message: String) -> String {
+            "{\"id\": \(idJSON), \"error\": {\"code\": \(JSONLines.quote(code)), \"message\": \(JSONLines.quote(message))}}"
+        }
+    }
+}
+
+/// The closed error-code names of the wire protocol.
+func codeName(_ code: Zrank_V1_Error.Code) -> String {
+    switch code {
+    case .invalidRequest: return "INVALID_REQUEST"
+    case .unknownModelVersion: return "UNKNOWN_MODEL_VERSION"
+    case .overloaded: return "OVERLOADED"
+    case .deadlineExceeded: return "DEADLINE_EXCEEDED"
+    case .workerFailed: return "WORKER_FAILED"
+    case .unavailable: return "UNAVAILABLE"
+    case .internal: return "INTERNAL"
+    default: return "CODE_UNSPECIFIED"
+    }
+}
