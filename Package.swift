@@ -149,6 +149,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ProtocolTests",
+            dependencies: ["Protocol", "_TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RouterTests",
+            dependencies: ["Router", "Protocol", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "CLITests",
             dependencies: ["ZRankCLI", "Model", "_TestSupport"],
             swiftSettings: swiftSettings

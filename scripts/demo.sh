@@ -1,24 +1,20 @@
 #!/usr/bin/env bash
-# The demo: embed the generated home-goods catalog with the int8 encoder, then rank real WANDS queries over the
-# whole catalog by cosine similarity and print the top results.
+# The demo on the embedded default: index the generated home-goods catalog, start a pool (router + 2 workers),
+# rank real WANDS queries over the whole catalog with `zrank query`, stop the pool.
 set -euo pipefail
 zrank="$1"; model="$2"
-work=.cache/demo
-mkdir -p "$work"
-python3 - "$work/items.jsonl" <<'PY'
-import json, sys
-with open("bench/data/catalog.jsonl", encoding="utf-8") as f, open(sys.argv[1], "w", encoding="utf-8") as out:
-    for line in f:
-        item = json.loads(line)
-        text = item["title"] + (" " + item["text"] if item.get("text") else "")
-        out.write(json.dumps({"id": item["id"], "text": text}) + "\n")
-PY
-echo "demo: embedding $(wc -l < "$work/items.jsonl") catalog items with $($zrank --version)"
-start=$(date +%s.%N)
-"$zrank" embed --model "$model" --batch 64 < "$work/items.jsonl" > "$work/items.emb.jsonl"
-end=$(date +%s.%N)
-python3 -c "print('demo: %.1f items/s' % ($(wc -l < "$work/items.jsonl") / ($end - $start)))"
-python3 - "$work/queries.jsonl" <<'PY'
+index=models/demo-catalog.zri
+catalog=bench/data/catalog.jsonl
+if [ ! -f "$index" ] || [ "$index" -ot "$model" ] || [ "$index" -ot "$catalog" ]; then
+  echo "demo: indexing $(wc -l < "$catalog") catalog items"
+  "$zrank" index --model "$model" --catalog "$catalog" --out "$index"
+fi
+run=$(mktemp -d "${TMPDIR:-/tmp}/zrank-demo.XXXXXX")
+endpoint="ipc://$run/pool.sock"
+"$zrank" serve --model "$model" --index "$index" --workers 2 --bind "$endpoint" 2> "$run/serve.log" &
+pool=$!
+trap 'kill -TERM $pool 2>/dev/null; wait $pool 2>/dev/null; rm -rf "$run"' EXIT
+python3 - "$run/queries.jsonl" <<'PY'
 import csv, json, sys
 picks = ["salon chair", "smart coffee table", "turquoise pillows", "king poster bed", "ombre rug",
          "black 5 drawer dresser by guilford", "chrome bathroom 4 light vanity light", "outdoor welcome rug"]
@@ -27,22 +23,26 @@ with open("bench/data/wands/query.csv", newline="", encoding="utf-8") as f:
 with open(sys.argv[1], "w", encoding="utf-8") as out:
     for q in picks:
         assert q in known, q
-        out.write(json.dumps({"id": q, "text": q}) + "\n")
+        out.write(json.dumps({"id": q, "query": q}) + "\n")
 PY
-"$zrank" embed --model "$model" < "$work/queries.jsonl" > "$work/queries.emb.jsonl"
-python3 - "$work" <<'PY'
+# Wait for the pool to answer (workers map the model and warm up).
+for _ in $(seq 1 50); do
+  if "$zrank" query --endpoint "$endpoint" --text "ping" --top-k 1 --timeout 500ms >/dev/null 2>&1; then break; fi
+done
+echo "demo: pool up ($("$zrank" --version)); ranking $(wc -l < "$run/queries.jsonl") real WANDS queries over the whole catalog"
+"$zrank" query --endpoint "$endpoint" --batch "$run/queries.jsonl" --top-k 5 --json > "$run/answers.jsonl"
+python3 - "$run/answers.jsonl" "$catalog" <<'PY'
 import json, sys
-work = sys.argv[1]
 titles = {}
-with open("bench/data/catalog.jsonl", encoding="utf-8") as f:
+with open(sys.argv[2], encoding="utf-8") as f:
     for line in f:
         item = json.loads(line)
         titles[item["id"]] = item["title"]
-items = [json.loads(l) for l in open(f"{work}/items.emb.jsonl", encoding="utf-8")]
-for q in (json.loads(l) for l in open(f"{work}/queries.emb.jsonl", encoding="utf-8")):
-    qv = q["embedding"]
-    scored = sorted(((sum(a * b for a, b in zip(qv, it["embedding"])), it["id"]) for it in items), reverse=True)[:5]
-    print(f"\nquery: {q['id']}")
-    for rank, (score, item_id) in enumerate(scored, 1):
-        print(f"  {rank}. {score:.3f}  {item_id}  {titles[item_id]}")
+for line in open(sys.argv[1], encoding="utf-8"):
+    a = json.loads(line)
+    print(f"\nquery: {a['id']}   (model {a.get('model_version')})")
+    for rank, item in enumerate(a.get("items", []), 1):
+        print(f"  {rank}. {item['score']:.3f}  {item['id']}  {titles.get(item['id'], '?')}")
 PY
+echo
+echo "demo: stopping the pool"
