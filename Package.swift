@@ -20,6 +20,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "zrank", targets: ["ZRankCLI"]),
+        .executable(name: "zrank-router-bench", targets: ["RouterBench"]),
         .library(name: "Model", targets: ["Model"]),
     ],
     dependencies: [
@@ -120,6 +121,17 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "RouterBench",
+            dependencies: [
+                "Protocol",
+                "Router",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -38,6 +38,7 @@ public final class ZMQContext: @unchecked Sendable {
 /// The socket types zrank uses.
 public enum ZMQSocketType: Int32, Sendable {
     case req = 3  // ZMQ_REQ
+    case rep = 4  // ZMQ_REP
     case router = 6  // ZMQ_ROUTER
     case dealer = 5  // ZMQ_DEALER
 }
@@ -157,4 +158,12 @@ public enum ZMQOption {
     public static let receiveHighWaterMark: Int32 = ZMQ_RCVHWM
     public static let linger: Int32 = ZMQ_LINGER
     public static let immediate: Int32 = ZMQ_IMMEDIATE
+}
+
+/// libzmq's built-in proxy (benchmarks compare the router with it).
+public enum ZMQProxy {
+    /// Shuttles messages between the two sockets until the context terminates.
+    public static func run(frontend: ZMQSocket, backend: ZMQSocket) {
+        zmq_proxy(frontend.handle, backend.handle, nil)
+    }
 }
