@@ -6,8 +6,9 @@ import Ranking
 import SwiftProtobuf
 
 /// Fault injection for tests: off by default, set only by documented flags or environment variables of the real
-/// `zrank worker` binary (`--fault-stall-ms`, `--fault-fail-every`, `--fault-crash-after`;
-/// `ZRANK_FAULT_STALL_MS`, `ZRANK_FAULT_FAIL_EVERY`, `ZRANK_FAULT_CRASH_AFTER`).
+/// `zrank worker` binary (`--fault-stall-ms`, `--fault-fail-every`, `--fault-crash-after`, `--fault-pause-ms` with
+/// `--fault-pause-after`; environment `ZRANK_FAULT_STALL_MS`, `ZRANK_FAULT_FAIL_EVERY`, `ZRANK_FAULT_CRASH_AFTER`,
+/// `ZRANK_FAULT_PAUSE_MS`, `ZRANK_FAULT_PAUSE_AFTER`).
 public struct FaultInjection: Sendable, Equatable {
     /// Sleep this long before answering each request.
     public var stallMs = 0
@@ -15,15 +16,20 @@ public struct FaultInjection: Sendable, Equatable {
     public var failEvery = 0
     /// Exit abruptly (no goodbye) on the Nth request, as a crash would.
     public var crashAfter = 0
+    /// Stall once, for this long, on request number `pauseAfter` (a GC pause, a page-in storm).
+    public var pauseMs = 0
+    public var pauseAfter = 0
 
-    public init(stallMs: Int = 0, failEvery: Int = 0, crashAfter: Int = 0) {
+    public init(stallMs: Int = 0, failEvery: Int = 0, crashAfter: Int = 0, pauseMs: Int = 0, pauseAfter: Int = 0) {
         self.stallMs = stallMs
         self.failEvery = failEvery
         self.crashAfter = crashAfter
+        self.pauseMs = pauseMs
+        self.pauseAfter = pauseAfter
     }
 
     /// Any fault active.
-    public var isActive: Bool { stallMs > 0 || failEvery > 0 || crashAfter > 0 }
+    public var isActive: Bool { stallMs > 0 || failEvery > 0 || crashAfter > 0 || pauseMs > 0 }
 }
 
 /// How a worker connects and behaves.
@@ -158,6 +164,10 @@ public final class WorkerService {
             exit(86)
         }
         if faults.stallMs > 0 { Thread.sleep(forTimeInterval: Double(faults.stallMs) / 1000) }
+        if faults.pauseMs > 0 && handled == max(1, faults.pauseAfter) {
+            logger.warning("fault injection: pausing", metadata: ["pause.ms": "\(faults.pauseMs)"])
+            Thread.sleep(forTimeInterval: Double(faults.pauseMs) / 1000)
+        }
         if faults.failEvery > 0 && handled % faults.failEvery == 0 {
             return errorReply(header, .internal, "fault injection: request \(handled) failed on purpose")
         }

@@ -61,12 +61,19 @@ struct FaultOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Test fault: exit abruptly on the Nth request (env ZRANK_FAULT_CRASH_AFTER).", visibility: .hidden))
     var faultCrashAfter: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Test fault: stall once for N ms (env ZRANK_FAULT_PAUSE_MS)...", visibility: .hidden))
+    var faultPauseMs: Int?
+
+    @Option(name: .long, help: ArgumentHelp("...on the Nth request (env ZRANK_FAULT_PAUSE_AFTER).", visibility: .hidden))
+    var faultPauseAfter: Int?
+
     var faults: FaultInjection {
         let env = ProcessInfo.processInfo.environment
         func pick(_ flag: Int?, _ name: String) -> Int { flag ?? Int(env[name] ?? "") ?? 0 }
         return FaultInjection(
             stallMs: pick(faultStallMs, "ZRANK_FAULT_STALL_MS"), failEvery: pick(faultFailEvery, "ZRANK_FAULT_FAIL_EVERY"),
-            crashAfter: pick(faultCrashAfter, "ZRANK_FAULT_CRASH_AFTER"))
+            crashAfter: pick(faultCrashAfter, "ZRANK_FAULT_CRASH_AFTER"), pauseMs: pick(faultPauseMs, "ZRANK_FAULT_PAUSE_MS"),
+            pauseAfter: pick(faultPauseAfter, "ZRANK_FAULT_PAUSE_AFTER"))
     }
 }
 

@@ -59,6 +59,7 @@ extension ZRank {
             if faults.stallMs > 0 { workerArgs += ["--fault-stall-ms", "\(faults.stallMs)"] }
             if faults.failEvery > 0 { workerArgs += ["--fault-fail-every", "\(faults.failEvery)"] }
             if faults.crashAfter > 0 { workerArgs += ["--fault-crash-after", "\(faults.crashAfter)"] }
+            if faults.pauseMs > 0 { workerArgs += ["--fault-pause-ms", "\(faults.pauseMs)", "--fault-pause-after", "\(faults.pauseAfter)"] }
             var supervisor = Supervisor(executable: executable, logger: logger)
             supervisor.add(name: "router", arguments: routerArgs)
             for i in 0..<workers {

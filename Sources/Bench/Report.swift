@@ -1,0 +1,165 @@
+import Foundation
+import Histogram
+
+/// Latency summary in milliseconds.
+public struct LatencySummary: Codable, Equatable {
+    public var p50, p90, p99, p999, max, mean: Double
+
+    public init(_ h: Histogram<UInt64>) {
+        func ms(_ us: UInt64) -> Double { Double(us) / 1000 }
+        if h.totalCount == 0 {
+            p50 = 0; p90 = 0; p99 = 0; p999 = 0; max = 0; mean = 0
+            return
+        }
+        p50 = ms(h.valueAtPercentile(50))
+        p90 = ms(h.valueAtPercentile(90))
+        p99 = ms(h.valueAtPercentile(99))
+        p999 = ms(h.valueAtPercentile(99.9))
+        max = ms(h.max)
+        mean = h.mean / 1000
+    }
+}
+
+/// JSON and text renderings of results.
+public enum Report {
+    /// The contract's JSON object for one phase (the run's top level uses the same fields).
+    public static func json(_ r: PhaseResult) -> [String: Any] {
+        let corrected = LatencySummary(r.corrected)
+        let uncorrected = LatencySummary(r.uncorrected)
+        func obj(_ s: LatencySummary) -> [String: Any] {
+            ["p50": s.p50, "p90": s.p90, "p99": s.p99, "p999": s.p999, "max": s.max, "mean": s.mean]
+        }
+        var histogram: [[String: Any]] = []
+        if r.corrected.totalCount > 0 {
+            for v in r.corrected.percentiles(ticksPerHalfDistance: 5) {
+                histogram.append(["value_ms": Double(v.value) / 1000, "percentile": v.percentile, "count": v.totalCountToThisValue])
+            }
+        }
+        var out: [String: Any] = [
+            "name": r.name,
+            "mode": r.requestedRate != nil ? "open" : "closed",
+            "requested_rate": r.requestedRate.map { $0 as Any } ?? NSNull(),
+            "achieved_rate": r.achievedRate,
+            "duration_s": r.durationS,
+            "sent": r.sent,
+            "ok": r.ok,
+            "errors": r.errors,
+            "client_timeouts": r.clientTimeouts,
+            "unsent": r.unsent,
+            "latency_ms": obj(corrected),
+            "uncorrected_latency_ms": obj(uncorrected),
+            "histogram": histogram,
+        ]
+        if case .open(_, let c) = r.mode { out["connections"] = c }
+        if case .closed(let c) = r.mode { out["concurrency"] = c }
+        return out
+    }
+
+    /// A readable summary.
+    public static func text(_ r: PhaseResult) -> String {
+        let c = LatencySummary(r.corrected)
+        let u = LatencySummary(r.uncorrected)
+        let errs = r.errors.isEmpty ? "none" : r.errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        var lines: [String] = []
+        let asked = r.requestedRate.map { String(format: "%.1f req/s asked, ", $0) } ?? "closed loop, "
+        lines.append("phase \(r.name): \(asked)" + String(format: "%.1f req/s achieved over %.1f s", r.achievedRate, r.durationS))
+        lines.append("  requests: sent \(r.sent), ok \(r.ok), errors \(errs), client timeouts \(r.clientTimeouts)" + (r.unsent > 0 ? ", unsent \(r.unsent)" : ""))
+        lines.append(String(format: "  latency ms (corrected):   p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  mean %.2f", c.p50, c.p90, c.p99, c.p999, c.max, c.mean))
+        lines.append(String(format: "  latency ms (uncorrected): p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  mean %.2f", u.p50, u.p90, u.p99, u.p999, u.max, u.mean))
+        return lines.joined(separator: "\n")
+    }
+
+    /// Merges phases into one whole-run result (counters summed, histograms added).
+    public static func merge(_ phases: [PhaseResult]) -> PhaseResult {
+        var total = PhaseResult(name: "all", mode: phases.first?.mode ?? .closed(concurrency: 1), durationS: 0)
+        for p in phases {
+            total.durationS += p.durationS
+            total.sent += p.sent
+            total.ok += p.ok
+            total.clientTimeouts += p.clientTimeouts
+            total.unsent += p.unsent
+            for (k, v) in p.errors { total.errors[k, default: 0] += v }
+            total.corrected.add(p.corrected)
+            total.uncorrected.add(p.uncorrected)
+        }
+        return total
+    }
+}
+
+/// Minimal SVG line charts: the latency percentile curve and the SLO sweep.
+public enum Plot {
+    struct Series {
+        var label: String
+        var color: String
+        var points: [(x: Double, y: Double)]
+    }
+
+    static func chart(title: String, xLabel: String, yLabel: String, series: [Series], xTicks: [(Double, String)], hLine: (Double, String)? = nil) -> String {
+        let w = 720.0, h = 440.0, left = 70.0, right = 20.0, top = 40.0, bottom = 60.0
+        let xs = series.flatMap { $0.points.map(\.x) } + xTicks.map(\.0)
+        let ys = series.flatMap { $0.points.map(\.y) } + (hLine.map { [$0.0] } ?? [])
+        let xMin = xs.min() ?? 0, xMax = max(xs.max() ?? 1, xMin + 1e-9)
+        let yMax = max(ys.max() ?? 1, 1e-9) * 1.1
+        func px(_ x: Double) -> Double { left + (x - xMin) / (xMax - xMin) * (w - left - right) }
+        func py(_ y: Double) -> Double { h - bottom - y / yMax * (h - top - bottom) }
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        s += "<text x=\"\(w / 2)\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">\(escape(title))</text>\n"
+        s += "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
+        s += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
+        for i in 0...5 {
+            let y = yMax * Double(i) / 5
+            s += "<line x1=\"\(left - 4)\" y1=\"\(py(y))\" x2=\"\(w - right)\" y2=\"\(py(y))\" stroke=\"#ddd\"/>"
+            s += "<text x=\"\(left - 8)\" y=\"\(py(y) + 4)\" text-anchor=\"end\">\(String(format: "%.2f", y))</text>\n"
+        }
+        for (x, label) in xTicks {
+            s += "<line x1=\"\(px(x))\" y1=\"\(h - bottom)\" x2=\"\(px(x))\" y2=\"\(h - bottom + 4)\" stroke=\"black\"/>"
+            s += "<text x=\"\(px(x))\" y=\"\(h - bottom + 18)\" text-anchor=\"middle\">\(escape(label))</text>\n"
+        }
+        if let (y, label) = hLine {
+            s += "<line x1=\"\(left)\" y1=\"\(py(y))\" x2=\"\(w - right)\" y2=\"\(py(y))\" stroke=\"#c00\" stroke-dasharray=\"6,4\"/>"
+            s += "<text x=\"\(w - right - 4)\" y=\"\(py(y) - 5)\" text-anchor=\"end\" fill=\"#c00\">\(escape(label))</text>\n"
+        }
+        s += "<text x=\"\(w / 2)\" y=\"\(h - 15)\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
+        s += "<text x=\"16\" y=\"\(h / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(h / 2))\">\(escape(yLabel))</text>\n"
+        for (i, ser) in series.enumerated() where !ser.points.isEmpty {
+            let path = ser.points.map { String(format: "%.1f,%.1f", px($0.x), py($0.y)) }.joined(separator: " ")
+            s += "<polyline fill=\"none\" stroke=\"\(ser.color)\" stroke-width=\"2\" points=\"\(path)\"/>\n"
+            s += "<text x=\"\(left + 12)\" y=\"\(top + 16 + Double(i) * 16)\" fill=\"\(ser.color)\">\(escape(ser.label))</text>\n"
+        }
+        return s + "</svg>\n"
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+
+    /// Latency by percentile (x: log scale of 1/(1-p)), corrected and uncorrected.
+    public static func percentileCurve(_ r: PhaseResult, title: String, slo: Double?) -> String {
+        func points(_ h: Histogram<UInt64>) -> [(x: Double, y: Double)] {
+            guard h.totalCount > 0 else { return [] }
+            return h.percentiles(ticksPerHalfDistance: 5).compactMap { v in
+                guard v.percentile < 100 else { return nil }
+                return (log10(1 / (1 - v.percentile / 100)), Double(v.value) / 1000)
+            }
+        }
+        let ticks: [(Double, String)] = [(0, "0%"), (1, "90%"), (2, "99%"), (3, "99.9%"), (4, "99.99%")]
+        return chart(
+            title: title, xLabel: "percentile", yLabel: "latency (ms)",
+            series: [Series(label: "corrected (from intended send time)", color: "#1f77b4", points: points(r.corrected)),
+                     Series(label: "uncorrected (from actual send time)", color: "#ff7f0e", points: points(r.uncorrected))],
+            xTicks: ticks, hLine: slo.map { ($0, "SLO p99 \(String(format: "%.1f", $0)) ms") })
+    }
+
+    /// p50/p99 against achieved rate, one point per sweep step.
+    public static func sweep(_ steps: [PhaseResult], title: String, slo: Double) -> String {
+        let p99 = steps.map { (x: $0.achievedRate, y: LatencySummary($0.corrected).p99) }
+        let p50 = steps.map { (x: $0.achievedRate, y: LatencySummary($0.corrected).p50) }
+        let maxRate = steps.map(\.achievedRate).max() ?? 1
+        let ticks = (0...5).map { (maxRate * Double($0) / 5, String(format: "%.0f", maxRate * Double($0) / 5)) }
+        return chart(
+            title: title, xLabel: "achieved rate (requests/s)", yLabel: "latency (ms)",
+            series: [Series(label: "p99", color: "#d62728", points: p99), Series(label: "p50", color: "#2ca02c", points: p50)],
+            xTicks: ticks, hLine: (slo, "SLO p99 \(String(format: "%.1f", slo)) ms"))
+    }
+}
