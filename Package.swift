@@ -195,7 +195,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ZRankCLI", "Protocol", "Ranking", "Model", "_TestSupport",
+                "ZRankCLI", "ZRankBenchCLI", "Protocol", "Ranking", "Model", "_TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

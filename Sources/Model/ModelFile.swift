@@ -149,10 +149,15 @@ public final class ModelFile: @unchecked Sendable {
         guard formatVersion == ModelFileFormat.version else {
             throw ModelError.unsupportedFormatVersion(path: path, found: formatVersion, supported: ModelFileFormat.version)
         }
-        let metaLength = Int(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
-        let dataOffset = Int(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
-        let dataLength = Int(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 32, as: UInt64.self)))
-        guard metaLength >= 0, metaLength < 1 << 40, dataOffset >= ModelFileFormat.headerSize + metaLength,
+        // Every length is bounded (1 TiB) before any arithmetic, so a hostile header cannot overflow.
+        func field(_ offset: Int) -> Int {
+            let v = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            return v < 1 << 40 ? Int(v) : -1
+        }
+        let metaLength = field(16)
+        let dataOffset = field(24)
+        let dataLength = field(32)
+        guard metaLength >= 0, dataOffset >= 0, dataOffset >= ModelFileFormat.headerSize + metaLength,
             dataOffset % ModelFileFormat.alignment == 0, dataLength >= 0, dataLength < 1 << 40
         else {
             throw ModelError.corruptMetadata(path: path, reason: "header fields out of range")
@@ -176,12 +181,22 @@ public final class ModelFile: @unchecked Sendable {
         }
         var byName: [String: TensorEntry] = [:]
         for t in metadata.tensors {
-            guard t.offset >= 0, t.byteCount >= 0, t.offset + t.byteCount <= dataLength,
-                t.offset % ModelFileFormat.alignment == 0
+            guard t.offset >= 0, t.byteCount >= 0, t.offset < 1 << 40, t.byteCount < 1 << 40,
+                t.offset + t.byteCount <= dataLength, t.offset % ModelFileFormat.alignment == 0
             else {
                 throw ModelError.corruptMetadata(path: path, reason: "tensor \(t.name) lies outside the data section")
             }
-            let elements = t.shape.reduce(1, *)
+            guard !t.shape.isEmpty, t.shape.count <= 4, t.shape.allSatisfy({ $0 >= 1 && $0 <= 1 << 24 }) else {
+                throw ModelError.corruptMetadata(path: path, reason: "tensor \(t.name) has an invalid shape \(t.shape)")
+            }
+            var elements = 1
+            for d in t.shape {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+                guard !overflow, product < 1 << 40 else {
+                    throw ModelError.corruptMetadata(path: path, reason: "tensor \(t.name) is too large")
+                }
+                elements = product
+            }
             let expectedBytes: Int
             switch t.kind {
             case .f32: expectedBytes = elements * 4
@@ -190,6 +205,7 @@ public final class ModelFile: @unchecked Sendable {
                 guard t.shape.count == 2 else {
                     throw ModelError.corruptMetadata(path: path, reason: "packed tensor \(t.name) is not 2-D")
                 }
+                // Shapes are capped at 2^24 per side above, so this product fits comfortably.
                 expectedBytes = PackedWeights.byteCount(k: t.shape[0], n: t.shape[1])
             }
             guard expectedBytes == t.byteCount else {
@@ -198,8 +214,10 @@ public final class ModelFile: @unchecked Sendable {
             byName[t.name] = t
         }
         let c = metadata.config
-        guard c.hiddenSize > 0, c.numHeads > 0, c.hiddenSize % c.numHeads == 0, c.numLayers > 0,
-            c.intermediateSize > 0, c.maxPositions > 0, c.typeVocabSize > 0,
+        guard (1...65_536).contains(c.hiddenSize), (1...1024).contains(c.numHeads), c.hiddenSize % c.numHeads == 0,
+            (1...1024).contains(c.numLayers), (1...1 << 20).contains(c.intermediateSize),
+            (1...65_536).contains(c.maxPositions), (1...1024).contains(c.typeVocabSize),
+            (1...1 << 24).contains(c.vocabSize), c.layerNormEps.isFinite, c.layerNormEps >= 0,
             c.vocabSize == metadata.tokenizer.vocabulary.count
         else {
             throw ModelError.corruptMetadata(path: path, reason: "inconsistent model config")

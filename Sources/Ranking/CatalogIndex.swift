@@ -74,7 +74,7 @@ public final class CatalogIndex: @unchecked Sendable {
         guard fd >= 0 else { throw IndexError("\(path): cannot open index: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()
-        fstat(fd, &st)
+        guard fstat(fd, &st) == 0 else { throw IndexError("\(path): cannot stat index: \(String(cString: strerror(errno)))") }
         let size = Int(st.st_size)
         guard size >= CatalogIndexFormat.headerSize + 32 else {
             throw IndexError("\(path): truncated index file (\(size) bytes)")
@@ -89,7 +89,11 @@ public final class CatalogIndex: @unchecked Sendable {
             throw IndexError("\(path): not a zrank catalog index (bad magic)")
         }
         func u32(_ o: Int) -> Int { Int(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: o, as: UInt32.self))) }
-        func u64(_ o: Int) -> Int { Int(UInt64(littleEndian: base.loadUnaligned(fromByteOffset: o, as: UInt64.self))) }
+        // Bounded (1 TiB) before any arithmetic, so a crafted header cannot overflow.
+        func u64(_ o: Int) -> Int {
+            let v = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: o, as: UInt64.self))
+            return v < 1 << 40 ? Int(v) : Int(1 << 41)
+        }
         guard u32(8) == Int(CatalogIndexFormat.version) else {
             throw IndexError("\(path): index format version \(u32(8)) is not supported (this build reads 1); rebuild it")
         }
@@ -103,8 +107,9 @@ public final class CatalogIndex: @unchecked Sendable {
         let hash = UnsafeRawBufferPointer(start: base + 24, count: 32).map { String(format: "%02x", $0) }.joined()
         let (idsAt, idsLength, embAt, scalesAt, metaAt, metaLength) = (u64(56), u64(64), u64(72), u64(80), u64(88), u64(96))
         let body = size - 32
-        guard dimension > 0, idsAt + idsLength <= body, embAt % 64 == 0, embAt + count * stride <= body,
-            scalesAt + count * 4 <= body, metaAt + metaLength <= body, idsLength >= (count + 1) * 4
+        guard dimension > 0, dimension <= 65_536, count < 1 << 32, idsAt + idsLength <= body, embAt % 64 == 0,
+            idsAt % 4 == 0, scalesAt % 4 == 0, embAt + count * stride <= body, scalesAt + count * 4 <= body,
+            metaAt + metaLength <= body, idsLength >= (count + 1) * 4
         else {
             throw IndexError("\(path): corrupt index header")
         }

@@ -1,4 +1,5 @@
 import CKernels
+import Crypto
 import Foundation
 import HeapModule
 import Kernels
@@ -13,6 +14,9 @@ public struct RankLimits: Sendable {
     public var maxQueryBytes = 64 * 1024
     public var maxIDBytes = 128
     public var maxTokens = 128
+    /// Inline candidates (encoded on the fly) per request: they cost an encoder pass each, so they are capped
+    /// well below `maxCandidates` to keep a request within the worker's heartbeat budget.
+    public var maxInlineCandidates = 256
     /// Inline candidate embeddings kept (keyed by model version + id + text).
     public var inlineCacheEntries = 10_000
 
@@ -58,7 +62,12 @@ public struct RankOutcome: Sendable {
 /// A request the ranker refuses, with the reason for the caller.
 public struct RankError: Error, Equatable, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The server failed (INTERNAL), rather than the request being invalid (INVALID_REQUEST).
+    public let isInternal: Bool
+    public init(_ description: String, internal: Bool = false) {
+        self.description = description
+        self.isInternal = `internal`
+    }
 }
 
 /// Encodes queries and scores candidates against the catalog index: the worker's hot path.
@@ -112,6 +121,9 @@ public final class Ranker {
             throw RankError("\(total) candidates exceed the maximum of \(limits.maxCandidates)")
         }
         if q.topK < 0 { throw RankError("top_k must not be negative") }
+        if q.inlineCandidates.count > limits.maxInlineCandidates {
+            throw RankError("\(q.inlineCandidates.count) inline candidates exceed the maximum of \(limits.maxInlineCandidates)")
+        }
         var seen = Set<String>(minimumCapacity: total)
         for id in q.candidateIDs + q.inlineCandidates.map(\.id) {
             if id.isEmpty { throw RankError("empty candidate id") }
@@ -133,7 +145,7 @@ public final class Ranker {
         do {
             queryVector = try embed(q.query)
         } catch {
-            throw RankError("cannot encode the query: \(error)")
+            throw RankError("cannot encode the query: \(error)", internal: true)
         }
         let t1 = monotonic()
         let (q8, qScale) = quantizeSymmetric(queryVector)
@@ -197,7 +209,7 @@ public final class Ranker {
         do {
             inlineVectors = try embedInline(q.inlineCandidates)
         } catch {
-            throw RankError("cannot encode inline candidates: \(error)")
+            throw RankError("cannot encode inline candidates: \(error)", internal: true)
         }
         for (j, v) in inlineVectors.enumerated() {
             let s = zip(v, queryVector).reduce(Float(0)) { $0 + $1.0 * $1.1 }
@@ -231,7 +243,11 @@ public final class Ranker {
         return out
     }
 
-    private func cacheKey(_ c: (id: String, text: String)) -> String { "\(version)\u{0}\(c.id)\u{0}\(c.text)" }
+    /// Model version + item id + SHA-256 of the text (so a 64 KiB text is not kept as a key).
+    private func cacheKey(_ c: (id: String, text: String)) -> String {
+        let digest = SHA256.hash(data: Data(c.text.utf8)).map { String(format: "%02x", $0) }.joined()
+        return "\(version)\u{0}\(c.id)\u{0}\(digest)"
+    }
 
     private func monotonic() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 }

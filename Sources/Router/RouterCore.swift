@@ -152,13 +152,19 @@ public struct RouterCore {
         let identity = frames[0]
         switch header.type {
         case .workerReady:
-            var actions: [RouterAction] = []
-            if workers[identity] != nil { actions += workerFailed(identity, now: now) }
             let ready = frames.count > 2 ? (try? Zrank_V1_WorkerReady(serializedBytes: frames[2])) : nil
-            workers[identity] = WorkerEntry(
-                version: ready?.modelVersion ?? "", capacity: max(1, Int(ready?.capacity ?? 1)), lastSeen: now)
-            lru.append(identity)
-            return actions + dispatch(now: now)
+            let version = ready?.modelVersion ?? ""
+            let capacity = max(1, Int(ready?.capacity ?? 1))
+            if workers[identity] != nil {
+                // A live worker announcing itself again (e.g. after a version change): keep its in-flight work.
+                workers[identity]!.version = version
+                workers[identity]!.capacity = capacity
+                workers[identity]!.lastSeen = now
+            } else {
+                workers[identity] = WorkerEntry(version: version, capacity: capacity, lastSeen: now)
+                lru.append(identity)
+            }
+            return dispatch(now: now)
         case .heartbeat:
             if workers[identity] != nil {
                 workers[identity]!.lastSeen = now
@@ -191,14 +197,16 @@ public struct RouterCore {
     /// Time passes: deadlines, dead workers, heartbeats.
     public mutating func tick(now: UInt64) -> [RouterAction] {
         var actions: [RouterAction] = []
-        // Deadlines, queued or in flight.
+        // Deadlines, queued or in flight. A worker still busy with an expired request keeps the slot until it
+        // answers (the late answer is dropped); expired queue entries are pruned in one pass.
+        var expiredQueued = false
         for (id, t) in tickets where t.deadline <= now {
-            // A worker still busy with it keeps the slot until it answers (the late answer is dropped).
             tickets[id] = nil
-            if let i = queue.firstIndex(of: id) { queue.remove(at: i) }
+            if t.worker == nil { expiredQueued = true }
             actions.append(
                 reply(t.envelope, id: t.clientRequestID, .deadlineExceeded, "deadline passed before an answer came"))
         }
+        if expiredQueued { queue = Deque(queue.filter { tickets[$0] != nil }) }
         // Dead workers.
         let limit = configuration.heartbeatIntervalMs * configuration.liveness * 1_000_000
         for (identity, w) in workers where now > w.lastSeen && now - w.lastSeen > limit {
@@ -263,7 +271,16 @@ public struct RouterCore {
                 queue.remove(at: index)
                 continue
             }
-            if let pin = t.pin, !workers.isEmpty, !workers.values.contains(where: { $0.version == pin }) {
+            if t.deadline <= now {
+                queue.remove(at: index)
+                tickets[id] = nil
+                actions.append(
+                    reply(t.envelope, id: t.clientRequestID, .deadlineExceeded, "deadline passed before an answer came"))
+                continue
+            }
+            // A fresh request pinned to a version nobody serves is refused; a retried one waits (its worker may be
+            // reconnecting) until its deadline.
+            if let pin = t.pin, t.attempts == 0, !workers.isEmpty, !workers.values.contains(where: { $0.version == pin }) {
                 queue.remove(at: index)
                 tickets[id] = nil
                 actions.append(

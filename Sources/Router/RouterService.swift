@@ -55,18 +55,25 @@ public final class RouterService {
             if let started = drainStarted {
                 if core.isIdle || now - started > drainTimeoutMs * 1_000_000 {
                     perform(core.abandonAll(), frontend: frontend, backend: backend)
+                    // Let the last answers leave before the sockets close.
+                    try? frontend.setInt(ZMQOption.linger, 1000)
+                    try? backend.setInt(ZMQOption.linger, 200)
                     logger.info("router stopped")
                     return
                 }
             }
             let ready = try ZMQPoller.poll([frontend, backend], timeoutMs: 20)
+            // At most `batch` messages per socket per pass, so a client flood cannot starve workers and ticks.
+            let batch = 256
             if ready[1] {
-                while let frames = try backend.receive(dontWait: true) {
+                for _ in 0..<batch {
+                    guard let frames = try backend.receive(dontWait: true) else { break }
                     perform(core.workerMessage(frames, now: monotonicNanos()), frontend: frontend, backend: backend)
                 }
             }
             if ready[0] {
-                while let frames = try frontend.receive(dontWait: true) {
+                for _ in 0..<batch {
+                    guard let frames = try frontend.receive(dontWait: true) else { break }
                     perform(core.clientMessage(frames, now: monotonicNanos()), frontend: frontend, backend: backend)
                 }
             }

@@ -70,8 +70,9 @@ public final class WorkerService {
         var backoffMs = 250
         while !stopRequested {
             let socket = try connect()
-            let ended = try serve(socket)
+            let (ended, heardAny) = try serve(socket)
             if ended { return }
+            if heardAny { backoffMs = 250 }
             logger.warning("router silent; reconnecting", metadata: ["backoff.ms": "\(backoffMs)"])
             Thread.sleep(forTimeInterval: Double(backoffMs) / 1000)
             backoffMs = min(backoffMs * 2, 4000)
@@ -98,23 +99,32 @@ public final class WorkerService {
         return socket
     }
 
-    /// Serves on one connection. Returns true when asked to stop, false when the router went silent.
-    private func serve(_ socket: ZMQSocket) throws -> Bool {
+    /// Serves on one connection. Returns (true, _) when asked to stop, (false, _) when the router went silent or
+    /// asked this worker to reconnect; the second value says whether the router was heard at all.
+    private func serve(_ socket: ZMQSocket) throws -> (Bool, Bool) {
         let interval = UInt64(configuration.heartbeatIntervalMs) * 1_000_000
         var lastHeard = monotonicNanos()
         var nextHeartbeat = lastHeard + interval
+        var heardAny = false
+        // Let the last answer and the goodbye leave before the socket closes.
+        try? socket.setInt(ZMQOption.linger, 500)
         while true {
             if stopRequested {
                 try? socket.send([FrameHeader(type: .disconnect, requestID: 0).bytes])
                 logger.info("worker stopping", metadata: ["requests.handled": "\(handled)"])
-                return true
+                return (true, heardAny)
             }
             let now = monotonicNanos()
             let wait = nextHeartbeat > now ? Int((nextHeartbeat - now) / 1_000_000) + 1 : 0
             let readable = try ZMQPoller.poll([socket], timeoutMs: min(wait, 200))[0]
             if readable, let frames = try socket.receive(dontWait: true) {
+                heardAny = true
+                if try !handle(frames, on: socket) {
+                    logger.info("router asked this worker to reconnect")
+                    return (false, heardAny)
+                }
+                // After the work: a long request must not count as router silence.
                 lastHeard = monotonicNanos()
-                try handle(frames, on: socket)
             }
             let after = monotonicNanos()
             if after >= nextHeartbeat {
@@ -122,22 +132,22 @@ public final class WorkerService {
                 nextHeartbeat = after + interval
             }
             if after - lastHeard > interval * UInt64(configuration.liveness) {
-                return false
+                return (false, heardAny)
             }
         }
     }
 
-    private func handle(_ frames: [[UInt8]], on socket: ZMQSocket) throws {
+    /// Handles one message; returns false when the router asked this worker to reconnect.
+    private func handle(_ frames: [[UInt8]], on socket: ZMQSocket) throws -> Bool {
         guard let first = frames.first, let header = try? FrameHeader(decoding: first) else {
             logger.warning("dropping malformed frame from the router")
-            return
+            return true
         }
         switch header.type {
         case .heartbeat, .workerReady:
-            return
+            return true
         case .disconnect:
-            logger.info("router asked this worker to disconnect")
-            return
+            return false
         case .rankRequest:
             let reply = rank(header, body: frames.count > 1 ? frames[frames.count - 1] : [])
             try socket.send(reply)
@@ -146,6 +156,7 @@ public final class WorkerService {
         case .rankResponse, .infoResponse, .error:
             logger.warning("unexpected message type from the router", metadata: ["type": "\(header.type)"])
         }
+        return true
     }
 
     private func errorReply(_ header: FrameHeader, _ code: Zrank_V1_Error.Code, _ message: String) -> [[UInt8]] {
@@ -187,7 +198,7 @@ public final class WorkerService {
         do {
             outcome = try ranker.rank(query)
         } catch {
-            return errorReply(header, .invalidRequest, error.description)
+            return errorReply(header, error.isInternal ? .internal : .invalidRequest, error.description)
         }
         var response = Zrank_V1_RankResponse()
         response.modelVersion = ranker.version
