@@ -1,0 +1,1 @@
+.build/release/zrank-bench --endpoint tcp://127.0.0.1:5701 --sweep --rate 20 --sweep-factor 1.4 --slo-p99 10ms --duration 5s --warmup 1s --candidates 100 --top-k 10 --json bench/results/pool/w1-c100-sweep.json --plot bench/results/pool/w1-c100-sweep.svg

@@ -1,0 +1,1 @@
+.build/release/zrank-bench --endpoint tcp://127.0.0.1:5702 --sweep --rate 20 --sweep-factor 1.4 --slo-p99 10ms --duration 5s --warmup 1s --candidates 1000 --top-k 10 --json bench/results/pool/w1-c1000-sweep.json --plot bench/results/pool/w1-c1000-sweep.svg

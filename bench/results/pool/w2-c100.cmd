@@ -1,0 +1,1 @@
+.build/release/zrank-bench --endpoint tcp://127.0.0.1:5703 --concurrency 4 --duration 10s --warmup 2s --candidates 100 --top-k 10 --json bench/results/pool/w2-c100.json --plot bench/results/pool/w2-c100.svg

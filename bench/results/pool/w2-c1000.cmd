@@ -1,0 +1,1 @@
+.build/release/zrank-bench --endpoint tcp://127.0.0.1:5704 --concurrency 4 --duration 10s --warmup 2s --candidates 1000 --top-k 10 --json bench/results/pool/w2-c1000.json --plot bench/results/pool/w2-c1000.svg
