@@ -19,9 +19,15 @@ public final class Encoder {
     /// Width of the embeddings it returns.
     public var dimension: Int { config.hiddenSize }
 
+    /// Threads the encoder runs on (1 = the calling thread only).
+    public let threads: Int
+
     private let config: BertConfig
     private let weights: Weights
     private var arena = Arena()
+    private let pool: OpaquePointer?
+    private var offsets: [Int] = []
+    private var lengths: [Int] = []
 
     private struct Layer {
         var qkv: UnsafeRawPointer
@@ -74,10 +80,14 @@ public final class Encoder {
     }
 
     /// Prepares an encoder over `model`'s mapped weights.
+    /// - Parameter threads: intra-op threads (GEMM column blocks and attention heads are shared out); 1 runs
+    ///   everything on the calling thread.
     /// - Throws: `ModelError` when a tensor is missing or has the wrong shape.
-    public init(model: ModelFile, kernels: KernelSet = .best) throws {
+    public init(model: ModelFile, kernels: KernelSet = .best, threads: Int = 1) throws {
         self.model = model
         self.kernels = kernels
+        self.threads = max(1, threads)
+        self.pool = self.threads > 1 ? zrk_threadpool_create(self.threads) : nil
         let c = model.config
         self.config = c
         let h = c.hiddenSize
@@ -113,6 +123,7 @@ public final class Encoder {
 
     deinit {
         arena.release()
+        if let pool { zrk_threadpool_destroy(pool) }
     }
 
     /// Embeds a batch of tokenised sequences.
@@ -169,7 +180,7 @@ public final class Encoder {
         arena.wide = .allocate(capacity: t * widest)
         arena.rowScale = .allocate(capacity: t)
         arena.rowZero = .allocate(capacity: t)
-        arena.attention = .allocate(capacity: zrk_attention_scratch_floats(l, config.headSize))
+        arena.attention = .allocate(capacity: threads * zrk_attention_scratch_floats(l, config.headSize))
     }
 
     /// C = act(quantise(A) x W + b): quantises `m` rows of `a` (k wide) per token, then runs the GEMM.
@@ -179,10 +190,12 @@ public final class Encoder {
     ) {
         let kp = PackedWeights.paddedK(k)
         let cfg = kernels.config
-        cfg.pointee.quantize_rows(m, k, kp, a, k, arena.quantized, kp, arena.rowScale, arena.rowZero)
+        zrk_quantize_rows_parallel(cfg, pool, m, k, kp, a, k, arena.quantized, kp, arena.rowScale, arena.rowZero)
         var params = zrk_qgemm_params(
             a_scale: arena.rowScale, a_zero: arena.rowZero, activation: Int32(activation.rawValue), raw_int32: 0)
-        zrk_qgemm(cfg, m, n, k, arena.quantized, kp, arena.wide, weights, c, n * 4, &params)
+        zrk_qgemm_parallel(
+            cfg, pool, m, n, k, arena.quantized, kp, arena.wide, weights, c, n * 4,
+            &params)
     }
 
     private func forward(_ sequences: [TokenizerEncoding], tokens t: Int, output: UnsafeMutablePointer<Float>) {
@@ -195,6 +208,15 @@ public final class Encoder {
         let context = arena.context!
         let projected = arena.projected!
         let ffn = arena.ffn!
+
+        offsets.removeAll(keepingCapacity: true)
+        lengths.removeAll(keepingCapacity: true)
+        var start = 0
+        for s in sequences {
+            offsets.append(start)
+            lengths.append(s.inputIDs.count)
+            start += s.inputIDs.count
+        }
 
         // Embeddings: word (fp16) + position + token type, then LayerNorm.
         var row = 0
@@ -215,24 +237,23 @@ public final class Encoder {
         let scale = 1 / Float(d).squareRoot()
         for layer in weights.layers {
             linear(m: t, k: h, n: 3 * h, a: hidden, weights: layer.qkv, activation: ZRK_ACTIVATION_NONE, c: qkv)
-            var offset = 0
-            for s in sequences {
-                let l = s.inputIDs.count
-                let base = qkv + offset * 3 * h
-                for head in 0..<config.numHeads {
-                    cfg.attention(
-                        l, d, base + head * d, base + h + head * d, base + 2 * h + head * d, 3 * h, scale,
-                        context + offset * h + head * d, h, arena.attention)
+            offsets.withUnsafeBufferPointer { o in
+                lengths.withUnsafeBufferPointer { l in
+                    zrk_attention_ragged(
+                        kernels.config, pool, sequences.count, o.baseAddress,
+                        l.baseAddress, config.numHeads, d, qkv, scale, context, arena.attention,
+                        zrk_attention_scratch_floats(arena.maxSequence, d))
                 }
-                offset += l
             }
             linear(m: t, k: h, n: h, a: context, weights: layer.attnOut, activation: ZRK_ACTIVATION_NONE, c: projected)
-            cfg.add_layernorm(
-                t, h, projected, h, hidden, h, layer.attnGamma, layer.attnBeta, config.layerNormEps, hidden, h)
+            zrk_add_layernorm_parallel(
+                kernels.config, pool, t, h, projected, h, hidden, h, layer.attnGamma, layer.attnBeta,
+                config.layerNormEps, hidden, h)
             linear(m: t, k: h, n: inner, a: hidden, weights: layer.ffnIn, activation: ZRK_ACTIVATION_GELU, c: ffn)
             linear(m: t, k: inner, n: h, a: ffn, weights: layer.ffnOut, activation: ZRK_ACTIVATION_NONE, c: projected)
-            cfg.add_layernorm(
-                t, h, projected, h, hidden, h, layer.ffnGamma, layer.ffnBeta, config.layerNormEps, hidden, h)
+            zrk_add_layernorm_parallel(
+                kernels.config, pool, t, h, projected, h, hidden, h, layer.ffnGamma, layer.ffnBeta,
+                config.layerNormEps, hidden, h)
         }
 
         // Mean pooling over each sequence's tokens, then L2 normalisation.

@@ -88,7 +88,7 @@ public final class Ranker {
 
     public init(
         model: ModelFile, index: CatalogIndex, version: String? = nil, limits: RankLimits = RankLimits(),
-        kernels: KernelSet = .best
+        kernels: KernelSet = .best, threads: Int = 1
     ) throws {
         guard index.modelContentHash == model.contentHash else {
             throw IndexError(
@@ -100,7 +100,7 @@ public final class Ranker {
         self.limits = limits
         self.version = version ?? model.version
         self.kernels = kernels
-        self.encoder = try Encoder(model: model, kernels: kernels)
+        self.encoder = try Encoder(model: model, kernels: kernels, threads: threads)
         self.tokenizer = try model.makeTokenizer()
         self.inlineCache = LRUCache(capacity: max(1, limits.inlineCacheEntries))
     }

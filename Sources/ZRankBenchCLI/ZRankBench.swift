@@ -198,7 +198,7 @@ struct BenchCommand: ParsableCommand {
             var steps: [PhaseResult] = []
             var stepRate = rate ?? 20
             var best: Double?
-            print(String(format: "%10s %10s %9s %9s %9s %8s", "asked/s", "achieved/s", "p50 ms", "p99 ms", "max ms", "errors"))
+            print("   asked/s achieved/s    p50 ms    p99 ms    max ms   errors")
             while stepRate <= sweepMaxRate {
                 let r = try runner.run(PhaseSpec(name: String(format: "rate-%.0f", stepRate), mode: .open(rate: stepRate, connections: connections), durationS: duration!.seconds, warmupS: warmup.seconds))
                 steps.append(r)

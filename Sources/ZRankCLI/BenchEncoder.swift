@@ -19,7 +19,7 @@ extension ZRank {
         @Option(name: .long, help: "Tokens per sequence ([CLS] and [SEP] included).")
         var seq: Int = 16
 
-        @Option(name: .long, help: "Compute threads (this build runs the encoder on one thread).")
+        @Option(name: .long, help: "Intra-op compute threads.")
         var threads: Int = 1
 
         @Option(name: .long, help: "Measured seconds (after a warm-up).")
@@ -33,7 +33,7 @@ extension ZRank {
 
         func run() throws {
             let file = try loadModel(model, command: "bench-encoder")
-            let encoder = try Encoder(model: file)
+            let encoder = try Encoder(model: file, threads: threads)
             let tokenizer = try file.makeTokenizer()
             // Real-looking ids: word pieces of product text, cycled to the exact length.
             let words = tokenizer.wordPieceIDs(

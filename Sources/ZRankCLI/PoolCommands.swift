@@ -26,6 +26,9 @@ struct RankingOptions: ParsableArguments {
     @Option(name: .long, help: "Query texts longer than this many UTF-8 bytes are rejected (shorter ones are truncated to the model's max length).")
     var maxQueryBytes: Int = 65_536
 
+    @Option(name: .long, help: "Compute threads per worker (single-threaded by default).")
+    var threads: Int = 1
+
     var limits: RankLimits {
         var l = RankLimits()
         l.maxCandidates = maxCandidates
@@ -173,7 +176,8 @@ extension ZRank {
             let ranker: Ranker
             do {
                 let index = try CatalogIndex(path: ranking.index, model: file)
-                ranker = try Ranker(model: file, index: index, version: version, limits: ranking.limits)
+                ranker = try Ranker(
+                    model: file, index: index, version: version, limits: ranking.limits, threads: max(1, ranking.threads))
             } catch {
                 throw CLIFailure("zrank worker: \(error)")
             }

@@ -53,7 +53,8 @@ extension ZRank {
             let routerArgs = ["router", "--bind", bind, "--backend", backendEndpoint,
                               "--queue-bound", "\(routerOptions.queueBound)", "--deadline-ms", "\(routerOptions.deadlineMs)"]
             var workerArgs = ["worker", "--model", ranking.model, "--index", ranking.index, "--connect", backendEndpoint,
-                              "--max-candidates", "\(ranking.maxCandidates)", "--max-query-bytes", "\(ranking.maxQueryBytes)"]
+                              "--max-candidates", "\(ranking.maxCandidates)", "--max-query-bytes", "\(ranking.maxQueryBytes)",
+                              "--threads", "\(ranking.threads)"]
             if let version { workerArgs += ["--version", version] }
             let faults = faultOptions.faults
             if faults.stallMs > 0 { workerArgs += ["--fault-stall-ms", "\(faults.stallMs)"] }

@@ -78,6 +78,14 @@ final class EncoderTests: XCTestCase {
         XCTAssertEqual(Array(reversed.reversed()), batched)
     }
 
+    func testTwoThreads_giveBitIdenticalEmbeddings() throws {
+        let sequences = try sampleSequences()
+        let one = try Encoder(model: Self.model, threads: 1).embed(sequences)
+        let two = try Encoder(model: Self.model, threads: 2)
+        for _ in 0..<3 { XCTAssertEqual(try two.embed(sequences), one) }
+        XCTAssertEqual(try two.embed(Array(sequences.prefix(1))), Array(one.prefix(1)))
+    }
+
     func testInstructionSets_agreeClosely() throws {
         let sequences = try sampleSequences()
         let scalar = try Encoder(model: Self.model, kernels: KernelSet(.scalar)!).embed(sequences)

@@ -185,6 +185,45 @@ void zrk_qgemm(
     const struct zrk_kernel_config* config, size_t m, size_t n, size_t k, const uint8_t* a, size_t a_stride,
     int16_t* a16, const void* packed_w, void* c, size_t c_stride, const struct zrk_qgemm_params* params);
 
+// MARK: - Intra-op threads
+
+/// A persistent pool of threads; the caller of zrk_threadpool_run takes part.
+struct zrk_threadpool;
+/// One task of a parallel region: `index` in [0, count), `thread` in [0, threads).
+typedef void (*zrk_task_fn)(void* ctx, size_t index, size_t thread);
+/// A pool of `threads` threads in all (the caller included; 1 = run inline).
+struct zrk_threadpool* zrk_threadpool_create(size_t threads);
+void zrk_threadpool_destroy(struct zrk_threadpool* pool);
+size_t zrk_threadpool_threads(const struct zrk_threadpool* pool);
+/// Runs fn for every index in [0, count) across the pool's threads and returns when all are done.
+/// Not reentrant: one region at a time per pool.
+void zrk_threadpool_run(struct zrk_threadpool* pool, size_t count, zrk_task_fn fn, void* ctx);
+
+/// zrk_qgemm with the 16-column blocks shared out across `pool` (NULL or 1 thread = zrk_qgemm).
+void zrk_qgemm_parallel(
+    const struct zrk_kernel_config* config, struct zrk_threadpool* pool, size_t m, size_t n, size_t k,
+    const uint8_t* a, size_t a_stride, int16_t* a16, const void* packed_w, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params);
+
+/// The config's quantize_rows over chunks of rows across `pool`.
+void zrk_quantize_rows_parallel(
+    const struct zrk_kernel_config* config, struct zrk_threadpool* pool, size_t m, size_t k, size_t kp,
+    const float* x, size_t x_stride, uint8_t* q, size_t q_stride, float* scale, int32_t* zero);
+/// The config's add_layernorm over chunks of rows across `pool`.
+void zrk_add_layernorm_parallel(
+    const struct zrk_kernel_config* config, struct zrk_threadpool* pool, size_t m, size_t n, const float* x,
+    size_t x_stride, const float* r, size_t r_stride, const float* gamma, const float* beta, float eps, float* y,
+    size_t y_stride);
+
+/// Self-attention of every head of every sequence of a ragged batch: sequence s holds rows
+/// [offsets[s], offsets[s] + lengths[s]) of the fused QKV matrix (rows of 3 * heads * d floats); context rows go to
+/// `out` (heads * d floats each). `scratch` holds threads * scratch_per_thread floats, scratch_per_thread >=
+/// zrk_attention_scratch_floats(longest, d).
+void zrk_attention_ragged(
+    const struct zrk_kernel_config* config, struct zrk_threadpool* pool, size_t sequences, const size_t* offsets,
+    const size_t* lengths, size_t heads, size_t d, const float* qkv, float scale, float* out, float* scratch,
+    size_t scratch_per_thread);
+
 #ifdef __cplusplus
 }
 #endif

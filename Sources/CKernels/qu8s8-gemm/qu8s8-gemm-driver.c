@@ -8,26 +8,17 @@
 
 #define ZRK_GEMM_MC 64
 
-void zrk_qgemm(
-    const struct zrk_kernel_config* config, size_t m, size_t n, size_t k, const uint8_t* a, size_t a_stride,
-    int16_t* a16, const void* packed_w, void* c, size_t c_stride, const struct zrk_qgemm_params* params) {
-    const size_t kp = (k + ZRK_KR - 1) / ZRK_KR * ZRK_KR;
-    const size_t block_bytes = zrk_qu8s8_packed_block_bytes(k);
-    const size_t blocks = (n + ZRK_NR - 1) / ZRK_NR;
+/// Runs the blocks [nb_begin, nb_end) of a GEMM whose A is already in the kernel's format.
+static void zrk_qgemm_blocks(
+    const struct zrk_kernel_config* config, size_t m, size_t n, size_t kp, size_t nb_begin, size_t nb_end,
+    const void* a_rows, size_t a_rows_stride, const void* packed_w, size_t block_bytes, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params) {
     const size_t mr = config->gemm_mr;
-    const void* a_rows = a;
-    size_t a_rows_stride = a_stride;
-    if (config->gemm_a_int16) {
-        assert(a16 != NULL);
-        zrk_u8_widen_rows(m, kp, a, a_stride, a16, kp * sizeof(int16_t));
-        a_rows = a16;
-        a_rows_stride = kp * sizeof(int16_t);
-    }
     const size_t c_elem = sizeof(float);  // int32 and float are both 4 bytes
     // Rows of A are taken ZRK_GEMM_MC at a time so that chunk of A stays in L2 while every block passes over it.
     for (size_t mc0 = 0; mc0 < m; mc0 += ZRK_GEMM_MC) {
         const size_t mc_end = m - mc0 < ZRK_GEMM_MC ? m : mc0 + ZRK_GEMM_MC;
-        for (size_t nb = 0; nb < blocks; nb++) {
+        for (size_t nb = nb_begin; nb < nb_end; nb++) {
             const void* block = (const uint8_t*)packed_w + nb * block_bytes;
             const size_t nc = n - nb * ZRK_NR < ZRK_NR ? n - nb * ZRK_NR : ZRK_NR;
             for (size_t m0 = mc0; m0 < mc_end; m0 += mr) {
@@ -43,4 +34,80 @@ void zrk_qgemm(
             }
         }
     }
+}
+
+/// Prepares A in the kernel's format (widened to int16 when the kernel wants it).
+static const void* zrk_qgemm_prepare_a(
+    const struct zrk_kernel_config* config, size_t m, size_t kp, const uint8_t* a, size_t a_stride, int16_t* a16,
+    size_t* rows_stride) {
+    if (config->gemm_a_int16) {
+        assert(a16 != NULL);
+        zrk_u8_widen_rows(m, kp, a, a_stride, a16, kp * sizeof(int16_t));
+        *rows_stride = kp * sizeof(int16_t);
+        return a16;
+    }
+    *rows_stride = a_stride;
+    return a;
+}
+
+void zrk_qgemm(
+    const struct zrk_kernel_config* config, size_t m, size_t n, size_t k, const uint8_t* a, size_t a_stride,
+    int16_t* a16, const void* packed_w, void* c, size_t c_stride, const struct zrk_qgemm_params* params) {
+    const size_t kp = (k + ZRK_KR - 1) / ZRK_KR * ZRK_KR;
+    size_t rows_stride = 0;
+    const void* rows = zrk_qgemm_prepare_a(config, m, kp, a, a_stride, a16, &rows_stride);
+    zrk_qgemm_blocks(
+        config, m, n, kp, 0, (n + ZRK_NR - 1) / ZRK_NR, rows, rows_stride, packed_w, zrk_qu8s8_packed_block_bytes(k),
+        c, c_stride, params);
+}
+
+struct zrk_qgemm_task {
+    const struct zrk_kernel_config* config;
+    size_t m, n, kp, blocks, per_task;
+    const void* rows;
+    size_t rows_stride;
+    const void* packed_w;
+    size_t block_bytes;
+    void* c;
+    size_t c_stride;
+    const struct zrk_qgemm_params* params;
+};
+
+static void zrk_qgemm_task_run(void* ctx, size_t index, size_t thread) {
+    (void)thread;
+    const struct zrk_qgemm_task* t = (const struct zrk_qgemm_task*)ctx;
+    const size_t begin = index * t->per_task;
+    const size_t end = begin + t->per_task < t->blocks ? begin + t->per_task : t->blocks;
+    zrk_qgemm_blocks(
+        t->config, t->m, t->n, t->kp, begin, end, t->rows, t->rows_stride, t->packed_w, t->block_bytes, t->c,
+        t->c_stride, t->params);
+}
+
+void zrk_qgemm_parallel(
+    const struct zrk_kernel_config* config, struct zrk_threadpool* pool, size_t m, size_t n, size_t k,
+    const uint8_t* a, size_t a_stride, int16_t* a16, const void* packed_w, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params) {
+    const size_t threads = zrk_threadpool_threads(pool);
+    const size_t blocks = (n + ZRK_NR - 1) / ZRK_NR;
+    if (threads <= 1 || blocks < 2) {
+        zrk_qgemm(config, m, n, k, a, a_stride, a16, packed_w, c, c_stride, params);
+        return;
+    }
+    const size_t kp = (k + ZRK_KR - 1) / ZRK_KR * ZRK_KR;
+    struct zrk_qgemm_task task;
+    task.config = config;
+    task.m = m;
+    task.n = n;
+    task.kp = kp;
+    task.blocks = blocks;
+    // A few tasks per thread balances uneven progress without much scheduling.
+    const size_t tasks = blocks < threads * 4 ? blocks : threads * 4;
+    task.per_task = (blocks + tasks - 1) / tasks;
+    task.rows = zrk_qgemm_prepare_a(config, m, kp, a, a_stride, a16, &task.rows_stride);
+    task.packed_w = packed_w;
+    task.block_bytes = zrk_qu8s8_packed_block_bytes(k);
+    task.c = c;
+    task.c_stride = c_stride;
+    task.params = params;
+    zrk_threadpool_run(pool, (blocks + task.per_task - 1) / task.per_task, zrk_qgemm_task_run, &task);
 }

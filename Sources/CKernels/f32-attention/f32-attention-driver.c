@@ -1,0 +1,35 @@
+// Multi-head self-attention over a ragged batch (no padding), heads shared out across a thread pool.
+#include "CKernels.h"
+
+struct zrk_attention_task {
+    const struct zrk_kernel_config* config;
+    const size_t* offsets;
+    const size_t* lengths;
+    size_t heads, d, hidden;
+    const float* qkv;
+    float scale;
+    float* out;
+    float* scratch;
+    size_t scratch_per_thread;
+};
+
+static void zrk_attention_task_run(void* ctx, size_t index, size_t thread) {
+    const struct zrk_attention_task* t = (const struct zrk_attention_task*)ctx;
+    const size_t s = index / t->heads;
+    const size_t h = index % t->heads;
+    const size_t stride = 3 * t->hidden;
+    const float* base = t->qkv + t->offsets[s] * stride;
+    t->config->attention(
+        t->lengths[s], t->d, base + h * t->d, base + t->hidden + h * t->d, base + 2 * t->hidden + h * t->d, stride,
+        t->scale, t->out + t->offsets[s] * t->hidden + h * t->d, t->hidden, t->scratch + thread * t->scratch_per_thread);
+}
+
+void zrk_attention_ragged(
+    const struct zrk_kernel_config* config, struct zrk_threadpool* pool, size_t sequences, const size_t* offsets,
+    const size_t* lengths, size_t heads, size_t d, const float* qkv, float scale, float* out, float* scratch,
+    size_t scratch_per_thread) {
+    struct zrk_attention_task task = {
+        config, offsets, lengths, heads, d, heads * d, qkv, scale, out, scratch, scratch_per_thread,
+    };
+    zrk_threadpool_run(pool, sequences * heads, zrk_attention_task_run, &task);
+}
