@@ -19,6 +19,10 @@ int zrk_cpu_supports(int32_t isa) {
                    __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 #endif
+#if defined(__aarch64__)
+        case ZRK_ISA_NEON:
+            return 1;
+#endif
         default:
             return 0;
     }
@@ -74,6 +78,24 @@ static const struct zrk_kernel_config zrk_config_avx512vnni = {
 };
 #endif
 
+#if defined(__aarch64__)
+static const struct zrk_kernel_config zrk_config_neon = {
+    .isa = ZRK_ISA_NEON,
+    .name = "neon",
+    .gemm_mr = 1,
+    .gemm_a_int16 = 0,
+    .gemm = zrk_qu8s8_gemm_ukernel_1x16c4__neon,
+    .quantize_rows = zrk_f32_quantize_rows__scalar,
+    .add_layernorm = zrk_f32_add_layernorm__scalar,
+    .softmax = zrk_f32_softmax__scalar,
+    .gelu = zrk_f32_gelu__scalar,
+    .dot = zrk_f32_dot__scalar,
+    .axpy = zrk_f32_axpy__scalar,
+    .attention = zrk_f32_attention__scalar,
+    .dot_rows = zrk_qs8_dot_rows__scalar,
+};
+#endif
+
 const struct zrk_kernel_config* zrk_kernel_config_for(int32_t isa) {
     if (!zrk_cpu_supports(isa)) {
         return NULL;
@@ -87,6 +109,10 @@ const struct zrk_kernel_config* zrk_kernel_config_for(int32_t isa) {
         case ZRK_ISA_AVX512VNNI:
             return &zrk_config_avx512vnni;
 #endif
+#if defined(__aarch64__)
+        case ZRK_ISA_NEON:
+            return &zrk_config_neon;
+#endif
         default:
             return NULL;
     }
@@ -96,6 +122,11 @@ static pthread_once_t zrk_config_once = PTHREAD_ONCE_INIT;
 static const struct zrk_kernel_config* zrk_config_chosen = NULL;
 
 static void zrk_config_init(void) {
+#if defined(__aarch64__)
+    const char* arm_env = getenv("ZRANK_ISA");
+    zrk_config_chosen = (arm_env != NULL && strcmp(arm_env, "scalar") == 0) ? &zrk_config_scalar : &zrk_config_neon;
+    return;
+#endif
     int32_t cap = ZRK_ISA_AVX512VNNI;
     const char* env = getenv("ZRANK_ISA");
     if (env != NULL) {

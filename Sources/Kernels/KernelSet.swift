@@ -5,6 +5,7 @@ public enum InstructionSet: Int32, CaseIterable, Sendable, CustomStringConvertib
     case scalar = 0
     case avx2 = 1
     case avx512vnni = 2
+    case neon = 3
 
     /// The name used in logs, `ZRANK_ISA` and benchmark output.
     public var description: String {
@@ -12,6 +13,7 @@ public enum InstructionSet: Int32, CaseIterable, Sendable, CustomStringConvertib
         case .scalar: return "scalar"
         case .avx2: return "avx2"
         case .avx512vnni: return "avx512vnni"
+        case .neon: return "neon"
         }
     }
 

@@ -74,6 +74,10 @@ void zrk_qu8s8_gemm_ukernel_8x16c4__avx512vnni(
     size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
     const struct zrk_qgemm_params* params);
 
+void zrk_qu8s8_gemm_ukernel_1x16c4__neon(
+    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params);
+
 /// Widens u8 rows to int16 rows (the AVX2 kernel's A format): `m` rows of `kc` bytes.
 void zrk_u8_widen_rows(size_t m, size_t kc, const uint8_t* a, size_t a_stride, int16_t* out, size_t out_stride);
 
@@ -151,6 +155,7 @@ enum zrk_isa {
     ZRK_ISA_SCALAR = 0,
     ZRK_ISA_AVX2 = 1,
     ZRK_ISA_AVX512VNNI = 2,
+    ZRK_ISA_NEON = 3,  // AArch64 baseline
 };
 
 /// The whole kernel set chosen for one CPU.
@@ -173,7 +178,8 @@ struct zrk_kernel_config {
 /// Returns 1 when this CPU (and OS) supports `isa`.
 int zrk_cpu_supports(int32_t isa);
 /// The best configuration for this CPU, detected once; the environment variable ZRANK_ISA=scalar|avx2|avx512vnni
-/// caps the choice (an unsupported request falls back to the best supported below it).
+/// caps the choice on x86 (an unsupported request falls back to the best supported below it); ZRANK_ISA=scalar
+/// selects the reference kernels on AArch64 too.
 const struct zrk_kernel_config* zrk_kernel_config_get(void);
 /// The configuration for one ISA (NULL when this CPU lacks it). Used by tests and benchmarks.
 const struct zrk_kernel_config* zrk_kernel_config_for(int32_t isa);
