@@ -89,6 +89,11 @@ let package = Package(
             name: "CSystem"
         ),
         .target(
+            name: "Coordinator",
+            dependencies: ["Model", "Ranking", "Protocol"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Worker",
             dependencies: [
                 "Protocol",
@@ -119,6 +124,7 @@ let package = Package(
                 "Protocol",
                 "Worker",
                 "Router",
+                "Coordinator",
                 "CSystem",
                 "CZMQ",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

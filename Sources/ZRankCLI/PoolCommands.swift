@@ -15,10 +15,10 @@ import Glibc
 /// Options of the processes that rank: model, index and request limits.
 struct RankingOptions: ParsableArguments {
     @Option(name: .long, help: "The model file (*.zrm).")
-    var model: String
+    var model: String?
 
     @Option(name: .long, help: "The catalog index built with that model (*.zri).")
-    var index: String
+    var index: String?
 
     @Option(name: .long, help: "Most candidates accepted per request.")
     var maxCandidates: Int = 10_000
@@ -166,16 +166,19 @@ extension ZRank {
 
         @OptionGroup var faultOptions: FaultOptions
 
-        func validate() throws { try validateEndpoint(connect, "--connect") }
+        func validate() throws {
+            try validateEndpoint(connect, "--connect")
+            guard ranking.model != nil, ranking.index != nil else { throw ValidationError("--model and --index are required") }
+        }
 
         func run() throws {
             CSystem_install_stop_handlers()
             followParent()
             let logger = makeLogger("zrank.worker")
-            let file = try loadModel(ranking.model, command: "worker")
+            let file = try loadModel(ranking.model!, command: "worker")
             let ranker: Ranker
             do {
-                let index = try CatalogIndex(path: ranking.index, model: file)
+                let index = try CatalogIndex(path: ranking.index!, model: file)
                 ranker = try Ranker(
                     model: file, index: index, version: version, limits: ranking.limits, threads: max(1, ranking.threads))
             } catch {

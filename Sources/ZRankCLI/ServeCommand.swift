@@ -2,6 +2,7 @@ import ArgumentParser
 import CSystem
 import Foundation
 import Logging
+import Coordinator
 import Model
 import Ranking
 
@@ -10,12 +11,17 @@ import Glibc
 #endif
 
 extension ZRank {
-    /// `zrank serve --model FILE.zrm --index FILE.zri --workers N --bind ENDPOINT [--backend ENDPOINT]`
+    /// `zrank serve --model FILE.zrm --index FILE.zri --workers N --bind ENDPOINT [--backend ENDPOINT]`, or
+    /// `zrank serve --registry DIR --version NAME ...`
     struct Serve: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Start a router and N worker processes, restart crashed workers, drain on SIGTERM/SIGINT.")
+            abstract: "Start a router and N worker processes, restart crashed workers, drain on SIGTERM/SIGINT.",
+            discussion: "Serve a model and index (--model, --index) or a registry version (--registry, --version).")
 
         @OptionGroup var ranking: RankingOptions
+
+        @Option(name: .long, help: "A model registry folder (with --version: the registry name to serve).")
+        var registry: String?
 
         @Option(name: .long, help: "Worker processes.")
         var workers: Int = 2
@@ -26,7 +32,7 @@ extension ZRank {
         @Option(name: .long, help: "Worker endpoint (default: an ipc socket in a private runtime folder).")
         var backend: String?
 
-        @Option(name: .long, help: "Version name workers announce (default: the model's).")
+        @Option(name: .long, help: "Version name workers announce (default: the model's); with --registry, the version to serve.")
         var version: String?
 
         @OptionGroup var routerOptions: RouterOptions
@@ -34,6 +40,16 @@ extension ZRank {
 
         func validate() throws {
             guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+            if registry != nil {
+                guard version != nil else { throw ValidationError("--registry needs --version NAME") }
+                guard ranking.model == nil, ranking.index == nil else {
+                    throw ValidationError("give either --registry/--version or --model/--index")
+                }
+            } else {
+                guard ranking.model != nil, ranking.index != nil else {
+                    throw ValidationError("give --model and --index (or --registry and --version)")
+                }
+            }
             try validateEndpoint(bind, "--bind")
             if let backend { try validateEndpoint(backend, "--backend") }
         }
@@ -41,10 +57,22 @@ extension ZRank {
         func run() throws {
             CSystem_install_stop_handlers()
             let logger = makeLogger("zrank.serve")
+            var modelPath = ranking.model ?? ""
+            var indexPath = ranking.index ?? ""
+            if let registry, let version {
+                do {
+                    let r = try Registry(path: registry)
+                    try r.verify(version)
+                    modelPath = r.modelPath(version)
+                    indexPath = r.indexPath(version)
+                } catch {
+                    throw CLIFailure("zrank serve: \(error)")
+                }
+            }
             // Fail fast, in the supervisor, on a bad model or index.
-            let file = try loadModel(ranking.model, command: "serve")
+            let file = try loadModel(modelPath, command: "serve")
             do {
-                _ = try CatalogIndex(path: ranking.index, model: file)
+                _ = try CatalogIndex(path: indexPath, model: file)
             } catch {
                 throw CLIFailure("zrank serve: \(error)")
             }
@@ -52,7 +80,7 @@ extension ZRank {
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             let routerArgs = ["router", "--bind", bind, "--backend", backendEndpoint,
                               "--queue-bound", "\(routerOptions.queueBound)", "--deadline-ms", "\(routerOptions.deadlineMs)"]
-            var workerArgs = ["worker", "--model", ranking.model, "--index", ranking.index, "--connect", backendEndpoint,
+            var workerArgs = ["worker", "--model", modelPath, "--index", indexPath, "--connect", backendEndpoint,
                               "--max-candidates", "\(ranking.maxCandidates)", "--max-query-bytes", "\(ranking.maxQueryBytes)",
                               "--threads", "\(ranking.threads)"]
             if let version { workerArgs += ["--version", version] }

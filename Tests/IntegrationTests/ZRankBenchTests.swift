@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 import XCTest
 import _TestSupport
 
@@ -15,12 +16,14 @@ final class ZRankBenchTests: XCTestCase {
         let pool = try ZRankProcess(
             ["serve", "--model", fixture.model, "--index", fixture.index, "--workers", "1", "--bind", endpoint],
             environment: environment)
-        // Ready when zrank-bench's own probe gets through: a 1-request closed-loop run.
+        // Ready when an Info request is answered (Info does not count towards the worker's fault schedule).
+        let client = try PoolClient(endpoint: endpoint)
         let start = Date()
+        var id: UInt64 = 0
         while Date().timeIntervalSince(start) < 20 {
-            let r = try RealModel.run(bench, ["--endpoint", endpoint, "--concurrency", "1", "--duration", "100ms", "--warmup", "0s", "--candidates", "5"])
-            if r.status == 0 { return pool }
-            usleep(200_000)
+            id += 1
+            try client.send(type: .infoRequest, requestID: id, body: [], deadlineMs: 300)
+            if let a = try client.receive(timeoutMs: 400), a.header.type == .infoResponse { return pool }
         }
         XCTFail("pool did not come up: \(pool.output)")
         return pool

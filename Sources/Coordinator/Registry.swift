@@ -1,0 +1,158 @@
+import Foundation
+import Model
+import Ranking
+
+/// What a registry version records next to its model and index (`manifest.json`).
+public struct RegistryManifest: Codable, Sendable, Equatable {
+    /// The registry name: what workers announce, responses report, pins and rollouts name.
+    public var version: String
+    /// Hex SHA-256 content hash of the model (shared by every name registered from the same model).
+    public var modelContentHash: String
+    /// Hex SHA-256 of the catalog file the index was built from.
+    public var catalogSourceHash: String
+    public var createdAt: String
+    public var notes: String
+    /// Items in the index.
+    public var catalogSize: Int
+    /// The version name stored inside the model file itself.
+    public var modelFileVersion: String
+
+    enum CodingKeys: String, CodingKey {
+        case version
+        case modelContentHash = "model_content_hash"
+        case catalogSourceHash = "catalog_source_hash"
+        case createdAt = "created_at"
+        case notes
+        case catalogSize = "catalog_size"
+        case modelFileVersion = "model_file_version"
+    }
+}
+
+/// Why a registry operation was refused.
+public struct RegistryError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A model registry folder: one sub-folder per version holding `model.zrm`, `catalog.zri` and `manifest.json`.
+public struct Registry: Sendable {
+    public static let modelFile = "model.zrm"
+    public static let indexFile = "catalog.zri"
+    public static let manifestFile = "manifest.json"
+
+    public let root: URL
+
+    /// Opens (and creates when missing) the registry folder.
+    public init(path: String) throws {
+        root = URL(fileURLWithPath: path)
+        do {
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        } catch {
+            throw RegistryError("\(path): cannot create the registry folder: \(error.localizedDescription)")
+        }
+    }
+
+    /// Version names: 1-64 characters of letters, digits, '.', '_' and '-', not starting with '.'.
+    public static func validate(name: String) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard (1...64).contains(name.count), name.allSatisfy(allowed.contains), !name.hasPrefix(".") else {
+            throw RegistryError("invalid version name \"\(name)\": use 1-64 letters, digits, '.', '_' or '-'")
+        }
+    }
+
+    public func folder(_ version: String) -> URL { root.appendingPathComponent(version) }
+    public func modelPath(_ version: String) -> String { folder(version).appendingPathComponent(Self.modelFile).path }
+    public func indexPath(_ version: String) -> String { folder(version).appendingPathComponent(Self.indexFile).path }
+
+    /// Registers `model` (checksum verified) under `version` with an index built from `catalog`.
+    /// - Parameter progress: (items done, total) while the index is built.
+    @discardableResult
+    public func add(
+        version: String, model: String, catalog: String, notes: String = "", progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> RegistryManifest {
+        try Self.validate(name: version)
+        let dest = folder(version)
+        guard !FileManager.default.fileExists(atPath: dest.path) else {
+            throw RegistryError("version \(version) is already registered (remove it first)")
+        }
+        // Verify before copying: a corrupt file is refused with the model file's own error.
+        let source: ModelFile
+        do {
+            source = try ModelFile(path: model)
+        } catch {
+            throw RegistryError("refusing \(model): \(error)")
+        }
+        let staging = root.appendingPathComponent(".staging-\(version)-\(getpid())")
+        try? FileManager.default.removeItem(at: staging)
+        do {
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: model, toPath: staging.appendingPathComponent(Self.modelFile).path)
+            let copied = try ModelFile(path: staging.appendingPathComponent(Self.modelFile).path)
+            guard copied.contentHash == source.contentHash else { throw RegistryError("the copied model does not verify") }
+            let count = try CatalogIndexBuilder.build(
+                model: copied, catalog: catalog, output: staging.appendingPathComponent(Self.indexFile).path,
+                progress: progress)
+            let (_, catalogHash) = try CatalogIndexBuilder.readCatalog(catalog)
+            let manifest = RegistryManifest(
+                version: version, modelContentHash: copied.contentHash, catalogSourceHash: catalogHash,
+                createdAt: ISO8601DateFormatter().string(from: Date()), notes: notes, catalogSize: count,
+                modelFileVersion: copied.version)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(manifest).write(to: staging.appendingPathComponent(Self.manifestFile))
+            try FileManager.default.moveItem(at: staging, to: dest)
+            return manifest
+        } catch {
+            try? FileManager.default.removeItem(at: staging)
+            if let e = error as? RegistryError { throw e }
+            throw RegistryError("cannot register \(version): \(error)")
+        }
+    }
+
+    /// The manifest of one version.
+    public func manifest(_ version: String) throws -> RegistryManifest {
+        let url = folder(version).appendingPathComponent(Self.manifestFile)
+        guard let data = try? Data(contentsOf: url) else { throw RegistryError("version \(version) is not registered") }
+        do {
+            return try JSONDecoder().decode(RegistryManifest.self, from: data)
+        } catch {
+            throw RegistryError("\(url.path): corrupt manifest")
+        }
+    }
+
+    /// Every registered version, by name.
+    public func list() throws -> [RegistryManifest] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+        return names.filter { !$0.hasPrefix(".") }.sorted().compactMap { try? manifest($0) }
+    }
+
+    /// Deletes a version.
+    public func remove(_ version: String) throws {
+        try Self.validate(name: version)
+        _ = try manifest(version)
+        do {
+            try FileManager.default.removeItem(at: folder(version))
+        } catch {
+            throw RegistryError("cannot remove \(version): \(error.localizedDescription)")
+        }
+    }
+
+    /// Checks a version's files: the model verifies and the index was built with it.
+    public func verify(_ version: String) throws {
+        let m = try manifest(version)
+        let model: ModelFile
+        do {
+            model = try ModelFile(path: modelPath(version))
+        } catch {
+            throw RegistryError("version \(version): \(error)")
+        }
+        guard model.contentHash == m.modelContentHash else {
+            throw RegistryError("version \(version): model content hash does not match its manifest")
+        }
+        do {
+            _ = try CatalogIndex(path: indexPath(version), model: model)
+        } catch {
+            throw RegistryError("version \(version): \(error)")
+        }
+    }
+}
