@@ -51,6 +51,7 @@ static const struct zrk_kernel_config zrk_config_avx2 = {
     .gemm_mr = 4,
     .gemm_a_int16 = 1,
     .gemm = zrk_qu8s8_gemm_ukernel_4x16c4__avx2,
+    .gemm1 = zrk_qu8s8_gemm_ukernel_1x16c4__avx2,
     .quantize_rows = zrk_f32_quantize_rows__avx2,
     .add_layernorm = zrk_f32_add_layernorm__avx2,
     .softmax = zrk_f32_softmax__avx2,

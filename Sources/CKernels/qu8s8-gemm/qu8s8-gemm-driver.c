@@ -28,6 +28,20 @@ static void zrk_qgemm_blocks(
                     tile.a_scale = params->a_scale + m0;
                     tile.a_zero = params->a_zero + m0;
                 }
+                if (config->gemm1 != NULL && rows * 2 <= mr) {
+                    // Short tails: the single-row kernel per row beats the wide kernel on aliased rows.
+                    for (size_t r = 0; r < rows; r++) {
+                        struct zrk_qgemm_params row = tile;
+                        if (!params->raw_int32) {
+                            row.a_scale = tile.a_scale + r;
+                            row.a_zero = tile.a_zero + r;
+                        }
+                        config->gemm1(
+                            1, nc, kp, (const uint8_t*)a_rows + (m0 + r) * a_rows_stride, a_rows_stride, block,
+                            (uint8_t*)c + (m0 + r) * c_stride + nb * ZRK_NR * c_elem, c_stride, &row);
+                    }
+                    continue;
+                }
                 config->gemm(
                     rows, nc, kp, (const uint8_t*)a_rows + m0 * a_rows_stride, a_rows_stride, block,
                     (uint8_t*)c + m0 * c_stride + nb * ZRK_NR * c_elem, c_stride, &tile);
