@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The engine's first benchmark: GEMM GOP/s on the MiniLM shapes and encoder sequences/s at batch 1 and 32,
-# sequence length 16 and 64, one thread. Writes bench/results/engine.jsonl (one JSON object per line) and prints it.
+# sequence length 16 and 64, one thread; then batch 32 x 16/32 tokens at 1 and 2 threads, alternating, 3 rounds. Writes bench/results/engine.jsonl (one JSON object per line) and prints it.
 # Usage: bench/engine.sh [seconds-per-cell]   (needs `make model` first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,14 @@ out=bench/results/engine.jsonl
   for batch in 1 32; do
     for seq in 16 64; do
       $zrank bench-encoder --model "$model" --batch "$batch" --seq "$seq" --threads 1 --seconds "$secs" | tail -1
+    done
+  done
+  # Two-thread scaling, alternating with one thread (3 rounds each).
+  for round in 1 2 3; do
+    for seq in 16 32; do
+      for threads in 1 2; do
+        $zrank bench-encoder --model "$model" --batch 32 --seq "$seq" --threads "$threads" --seconds "$secs" | tail -1
+      done
     done
   done
 } | tee "$out"
