@@ -45,6 +45,45 @@ public struct RouterCore {
         var capacity: Int
         var inFlight: Set<UInt64> = []
         var lastSeen: UInt64
+        /// Taking no new requests (a rollout is about to reload it); in-flight ones finish.
+        var draining = false
+    }
+
+    /// What the router has seen of one model version (answers from its workers).
+    public struct VersionStats: Equatable, Sendable {
+        public var requests = 0
+        public var errors = 0
+        /// Recent round trips through the router (receipt to answer), microseconds; bounded window.
+        var recentMicros: [UInt64] = []
+        var next = 0
+
+        public var errorRate: Double { requests > 0 ? Double(errors) / Double(requests) : 0 }
+
+        /// p99 of the recent window, milliseconds (0 when empty).
+        public var p99Ms: Double {
+            guard !recentMicros.isEmpty else { return 0 }
+            let sorted = recentMicros.sorted()
+            return Double(sorted[min(sorted.count - 1, Int(0.99 * Double(sorted.count)))]) / 1000
+        }
+
+        mutating func record(micros: UInt64, error: Bool) {
+            requests += 1
+            if error { errors += 1 }
+            if recentMicros.count < 2048 {
+                recentMicros.append(micros)
+            } else {
+                recentMicros[next] = micros
+                next = (next + 1) % recentMicros.count
+            }
+        }
+    }
+
+    /// A worker as the coordinator sees it.
+    public struct WorkerView: Equatable, Sendable {
+        public var identity: [UInt8]
+        public var version: String
+        public var state: String  // "ready" | "draining"
+        public var inFlight: Int
     }
 
     public let configuration: RouterConfiguration
@@ -54,6 +93,11 @@ public struct RouterCore {
     /// Least recently used first.
     private var lru = Deque<[UInt8]>()
     private var nextTicket: UInt64 = 1
+    /// Share of unpinned traffic per version (empty: any worker, least recently used first).
+    private var split: [String: Double] = [:]
+    /// Unpinned requests dispatched per version since the split was set (for deficit scheduling).
+    private var dispatchedByVersion: [String: Int] = [:]
+    private(set) public var stats: [String: VersionStats] = [:]
     private var lastHeartbeat: UInt64 = 0
     private(set) public var draining = false
 
@@ -67,6 +111,33 @@ public struct RouterCore {
     public var inFlight: Int { tickets.count - queue.count }
     /// Workers alive, with their versions.
     public var workerVersions: [String] { workers.values.map(\.version).sorted() }
+
+    /// Every live worker, least recently used first.
+    public var workerViews: [WorkerView] {
+        lru.compactMap { id in
+            workers[id].map { WorkerView(identity: id, version: $0.version, state: $0.draining ? "draining" : "ready", inFlight: $0.inFlight.count) }
+        }
+    }
+
+    /// Sets the share of unpinned traffic each version gets (weights are normalised; versions without workers are
+    /// skipped). Work-conserving: a request goes to the version furthest below its share among those with a free
+    /// worker, so shares hold as closely as the worker count allows.
+    public mutating func setTrafficSplit(_ weights: [String: Double]) {
+        let total = weights.values.filter { $0 > 0 }.reduce(0, +)
+        split = total > 0 ? weights.filter { $0.value > 0 }.mapValues { $0 / total } : [:]
+        dispatchedByVersion = [:]
+    }
+
+    /// The current split (normalised), empty when unset.
+    public var trafficSplit: [String: Double] { split }
+
+    /// Stops (or resumes) sending new requests to a worker; its in-flight requests finish.
+    public mutating func setDraining(_ identity: [UInt8], _ draining: Bool) {
+        workers[identity]?.draining = draining
+    }
+
+    /// Requests in flight on one worker (0 when unknown).
+    public func inFlight(on identity: [UInt8]) -> Int { workers[identity]?.inFlight.count ?? 0 }
 
     // MARK: - Events
 
@@ -182,6 +253,9 @@ public struct RouterCore {
             var actions: [RouterAction] = []
             if let ticket = tickets[ticketID], ticket.worker == identity {
                 tickets[ticketID] = nil
+                let version = workers[identity]!.version
+                stats[version, default: VersionStats()].record(
+                    micros: now > ticket.receivedAt ? (now - ticket.receivedAt) / 1000 : 0, error: header.type == .error)
                 var h = header
                 h.requestID = ticket.clientRequestID
                 h.queueMicros = 0
@@ -287,10 +361,7 @@ public struct RouterCore {
                     reply(t.envelope, id: t.clientRequestID, .unknownModelVersion, "no worker serves model version \"\(pin)\""))
                 continue
             }
-            guard let w = lru.firstIndex(where: { candidate in
-                guard let e = workers[candidate], e.inFlight.count < e.capacity else { return false }
-                return t.pin == nil || e.version == t.pin
-            }) else {
+            guard let w = pickWorker(pin: t.pin) else {
                 if t.pin == nil { break }  // no free worker at all for unpinned work
                 index += 1
                 continue
@@ -298,6 +369,7 @@ public struct RouterCore {
             let identity = lru.remove(at: w)
             lru.append(identity)
             queue.remove(at: index)
+            if t.pin == nil && !split.isEmpty { dispatchedByVersion[workers[identity]!.version, default: 0] += 1 }
             workers[identity]!.inFlight.insert(id)
             var ticket = t
             ticket.worker = identity
@@ -310,6 +382,30 @@ public struct RouterCore {
             actions.append(.toWorker([identity, header.bytes, t.body]))
         }
         return actions
+    }
+
+    /// The LRU position of a free worker for a request: pinned → that version only; unpinned with a split → the
+    /// version furthest below its share among those with a free worker; otherwise the least recently used.
+    private func pickWorker(pin: String?) -> Int? {
+        func free(_ id: [UInt8]) -> Bool {
+            guard let e = workers[id] else { return false }
+            return !e.draining && e.inFlight.count < e.capacity
+        }
+        if let pin { return lru.firstIndex { free($0) && workers[$0]!.version == pin } }
+        guard !split.isEmpty else { return lru.firstIndex(where: free) }
+        let total = dispatchedByVersion.values.reduce(0, +) + 1
+        var best: (Int, Double)?
+        for (i, id) in lru.enumerated() where free(id) {
+            let version = workers[id]!.version
+            guard let share = split[version] else { continue }
+            let deficit = share * Double(total) - Double(dispatchedByVersion[version, default: 0])
+            if best == nil || deficit > best!.1 { best = (i, deficit) }
+        }
+        // Versions outside the split only take traffic when no version in it has a worker at all.
+        if best == nil && !workers.values.contains(where: { split[$0.version] != nil && !$0.draining }) {
+            return lru.firstIndex(where: free)
+        }
+        return best?.0
     }
 
     private func reply(_ envelope: [[UInt8]], id: UInt64, _ code: Zrank_V1_Error.Code, _ message: String) -> RouterAction {

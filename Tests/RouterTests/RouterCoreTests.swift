@@ -177,4 +177,57 @@ final class RouterCoreTests: XCTestCase {
         }
         XCTAssertEqual(order, [w1, w2, w1, w2])
     }
+
+    func testTrafficSplit_servesTheAskedShares_andStatsPerVersion() {
+        var core = RouterCore()
+        _ = core.workerMessage(ready(w1, version: "v1"), now: 0)
+        _ = core.workerMessage(ready(w2, version: "v2"), now: 0)
+        core.setTrafficSplit(["v1": 3, "v2": 1])
+        var served: [String: Int] = [:]
+        for i in 0..<100 {
+            let sent = sentToWorkers(core.clientMessage(request(UInt64(i)), now: UInt64(i) * ms))
+            XCTAssertEqual(sent.count, 1)
+            let version = sent[0].0 == w1 ? "v1" : "v2"
+            served[version, default: 0] += 1
+            let answer: [[UInt8]] = version == "v2" && served["v2"]! % 5 == 0
+                ? [sent[0].0, FrameHeader(type: .error, requestID: sent[0].1).bytes, []]
+                : respond(sent[0].0, ticket: sent[0].1)
+            _ = core.workerMessage(answer, now: UInt64(i) * ms + 2 * ms)
+        }
+        XCTAssertEqual(served["v1"], 75)
+        XCTAssertEqual(served["v2"], 25)
+        XCTAssertEqual(core.stats["v1"]?.requests, 75)
+        XCTAssertEqual(core.stats["v2"]?.requests, 25)
+        XCTAssertEqual(core.stats["v2"]?.errors, 5)
+        XCTAssertEqual(core.stats["v2"]!.errorRate, 0.2, accuracy: 1e-9)
+        XCTAssertEqual(core.stats["v1"]?.errors, 0)
+        XCTAssertEqual(core.stats["v1"]!.p99Ms, 2, accuracy: 0.01)
+        // All traffic to v2; pinned requests still reach v1.
+        core.setTrafficSplit(["v2": 1])
+        for i in 0..<5 {
+            let sent = sentToWorkers(core.clientMessage(request(UInt64(200 + i)), now: 0))
+            XCTAssertEqual(sent.map(\.0), [w2])
+            _ = core.workerMessage(respond(w2, ticket: sent[0].1), now: 0)
+        }
+        XCTAssertEqual(sentToWorkers(core.clientMessage(request(300, pin: "v1"), now: 0)).map(\.0), [w1])
+    }
+
+    func testDrainingWorker_getsNoNewRequests_butFinishesItsOwn() {
+        var core = RouterCore()
+        _ = core.workerMessage(ready(w1), now: 0)
+        _ = core.workerMessage(ready(w2), now: 0)
+        let first = sentToWorkers(core.clientMessage(request(1), now: 0))
+        XCTAssertEqual(first.map(\.0), [w1])
+        core.setDraining(w1, true)
+        XCTAssertEqual(core.workerViews.first { $0.identity == w1 }?.state, "draining")
+        XCTAssertEqual(core.inFlight(on: w1), 1)
+        for i in 2...4 {
+            let sent = sentToWorkers(core.clientMessage(request(UInt64(i)), now: 0))
+            XCTAssertEqual(sent.map(\.0), [w2])
+            _ = core.workerMessage(respond(w2, ticket: sent[0].1), now: 0)
+        }
+        XCTAssertEqual(answers(core.workerMessage(respond(w1, ticket: first[0].1), now: 1)).map(\.0), [1])
+        XCTAssertEqual(core.inFlight(on: w1), 0)
+    }
 }
+
