@@ -21,6 +21,7 @@ let package = Package(
     products: [
         .executable(name: "zrank", targets: ["ZRankCLI"]),
         .executable(name: "zrank-bench", targets: ["ZRankBenchCLI"]),
+        .executable(name: "zrankctl", targets: ["ZRankCtl"]),
         .executable(name: "zrank-router-bench", targets: ["RouterBench"]),
         .library(name: "Model", targets: ["Model"]),
     ],
@@ -154,6 +155,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "ZRankCtl",
+            dependencies: [
+                "Protocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "RouterBench",
             dependencies: [
                 "Protocol",
@@ -201,7 +210,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ZRankCLI", "ZRankBenchCLI", "Protocol", "Ranking", "Model", "_TestSupport",
+                "ZRankCLI", "ZRankBenchCLI", "ZRankCtl", "Protocol", "Ranking", "Model", "_TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

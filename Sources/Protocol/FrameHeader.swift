@@ -8,6 +8,8 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case workerReady = 16
     case heartbeat = 17
     case disconnect = 18
+    /// Operator control of the router (admin socket only): JSON bodies, see proto/PROTOCOL.md.
+    case control = 32
 }
 
 /// The fixed 24-byte binary header frame every zrank message starts with.

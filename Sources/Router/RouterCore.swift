@@ -173,6 +173,8 @@ public struct RouterCore {
         switch header.type {
         case .rankRequest, .infoRequest:
             break
+        case .control:
+            return [reply(envelope, id: header.requestID, .invalidRequest, "control messages go to the admin socket")]
         default:
             return [
                 reply(envelope, id: header.requestID, .invalidRequest, "message type \(header.type) is not a request")
@@ -263,7 +265,7 @@ public struct RouterCore {
                 actions.append(.toClient(ticket.envelope + [h.bytes] + Array(frames.dropFirst(2))))
             }
             return actions + dispatch(now: now)
-        case .rankRequest, .infoRequest:
+        case .rankRequest, .infoRequest, .control:
             return []
         }
     }

@@ -14,9 +14,13 @@ public final class RouterService {
     /// How long a drain may take after SIGTERM before what is left is answered UNAVAILABLE.
     public var drainTimeoutMs: UInt64 = 4000
 
-    public init(frontend: String, backend: String, configuration: RouterConfiguration, logger: Logger) {
+    private let controlEndpoint: String?
+
+    /// - Parameter control: the admin endpoint (operator tools), or nil for none.
+    public init(frontend: String, backend: String, control: String? = nil, configuration: RouterConfiguration, logger: Logger) {
         self.frontendEndpoint = frontend
         self.backendEndpoint = backend
+        self.controlEndpoint = control
         self.configuration = configuration
         self.logger = logger
         self.core = RouterCore(configuration: configuration)
@@ -40,6 +44,13 @@ public final class RouterService {
     /// Runs until SIGTERM/SIGINT, then drains (new requests get UNAVAILABLE, held ones finish) and returns.
     public func run() throws {
         let (frontend, backend) = try bind()
+        var control: ZMQSocket?
+        if let controlEndpoint {
+            let socket = try ZMQSocket(context, type: .router)
+            try socket.bind(controlEndpoint)
+            control = socket
+            logger.info("admin socket listening", metadata: ["admin": "\(socket.lastEndpoint)"])
+        }
         logger.info(
             "router listening",
             metadata: ["frontend": "\(frontend.lastEndpoint)", "backend": "\(backend.lastEndpoint)",
@@ -62,7 +73,16 @@ public final class RouterService {
                     return
                 }
             }
-            let ready = try ZMQPoller.poll([frontend, backend], timeoutMs: 20)
+            let ready = try ZMQPoller.poll([frontend, backend] + (control.map { [$0] } ?? []), timeoutMs: 20)
+            if let control, ready.count > 2, ready[2] {
+                while let frames = try control.receive(dontWait: true) {
+                    guard frames.count >= 3, let header = try? FrameHeader(decoding: frames[1]), header.type == .control else {
+                        continue
+                    }
+                    let answer = ControlHandler.handle(frames[2], core: &core)
+                    try? control.send([frames[0], FrameHeader(type: .control, requestID: header.requestID).bytes, answer], dontWait: true)
+                }
+            }
             // At most `batch` messages per socket per pass, so a client flood cannot starve workers and ticks.
             let batch = 256
             if ready[1] {

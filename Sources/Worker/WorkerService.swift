@@ -153,7 +153,7 @@ public final class WorkerService {
             try socket.send(reply)
         case .infoRequest:
             try socket.send(info(header))
-        case .rankResponse, .infoResponse, .error:
+        case .rankResponse, .infoResponse, .error, .control:
             logger.warning("unexpected message type from the router", metadata: ["type": "\(header.type)"])
         }
         return true

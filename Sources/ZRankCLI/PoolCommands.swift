@@ -94,13 +94,16 @@ func followParent() {
     }
 }
 
-/// Default backend endpoint: an ipc socket in a private runtime folder.
-func defaultBackendEndpoint() -> String {
+/// An ipc endpoint in this process's private runtime folder.
+func runtimeEndpoint(_ name: String) -> String {
     let base = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? NSTemporaryDirectory()
     let dir = URL(fileURLWithPath: base).appendingPathComponent("zrank-\(getuid())-\(getpid())")
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    return "ipc://" + dir.appendingPathComponent("backend.sock").path
+    return "ipc://" + dir.appendingPathComponent("\(name).sock").path
 }
+
+/// Default backend endpoint: an ipc socket in a private runtime folder.
+func defaultBackendEndpoint() -> String { runtimeEndpoint("backend") }
 
 func validateEndpoint(_ endpoint: String, _ flag: String) throws {
     guard endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") else {
@@ -206,11 +209,15 @@ extension ZRank {
         @Option(name: .long, help: "Worker endpoint to bind (default: an ipc socket in a private runtime folder).")
         var backend: String?
 
+        @Option(name: .long, help: "Admin endpoint for zrankctl (default: none).")
+        var control: String?
+
         @OptionGroup var routerOptions: RouterOptions
 
         func validate() throws {
             try validateEndpoint(bind, "--bind")
             if let backend { try validateEndpoint(backend, "--backend") }
+            if let control { try validateEndpoint(control, "--control") }
         }
 
         func run() throws {
@@ -218,8 +225,8 @@ extension ZRank {
             followParent()
             let logger = makeLogger("zrank.router")
             let service = RouterService(
-                frontend: bind, backend: backend ?? defaultBackendEndpoint(), configuration: routerOptions.configuration,
-                logger: logger)
+                frontend: bind, backend: backend ?? defaultBackendEndpoint(), control: control,
+                configuration: routerOptions.configuration, logger: logger)
             do {
                 try service.run()
             } catch {

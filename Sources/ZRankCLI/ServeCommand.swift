@@ -32,6 +32,9 @@ extension ZRank {
         @Option(name: .long, help: "Worker endpoint (default: an ipc socket in a private runtime folder).")
         var backend: String?
 
+        @Option(name: .long, help: "Admin endpoint for zrankctl (default: an ipc socket in the runtime folder, printed at start).")
+        var admin: String?
+
         @Option(name: .long, help: "Version name workers announce (default: the model's); with --registry, the version to serve.")
         var version: String?
 
@@ -78,7 +81,8 @@ extension ZRank {
             }
             let backendEndpoint = backend ?? defaultBackendEndpoint()
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-            let routerArgs = ["router", "--bind", bind, "--backend", backendEndpoint,
+            let adminEndpoint = admin ?? runtimeEndpoint("admin")
+            let routerArgs = ["router", "--bind", bind, "--backend", backendEndpoint, "--control", adminEndpoint,
                               "--queue-bound", "\(routerOptions.queueBound)", "--deadline-ms", "\(routerOptions.deadlineMs)"]
             var workerArgs = ["worker", "--model", modelPath, "--index", indexPath, "--connect", backendEndpoint,
                               "--max-candidates", "\(ranking.maxCandidates)", "--max-query-bytes", "\(ranking.maxQueryBytes)",
@@ -96,7 +100,7 @@ extension ZRank {
             }
             logger.info(
                 "serving",
-                metadata: ["bind": "\(bind)", "backend": "\(backendEndpoint)", "workers": "\(workers)",
+                metadata: ["bind": "\(bind)", "backend": "\(backendEndpoint)", "admin": "\(adminEndpoint)", "workers": "\(workers)",
                            "model.version": "\(version ?? file.version)"])
             try supervisor.run()
         }

@@ -1,0 +1,60 @@
+import Foundation
+import Protocol
+
+/// Executes admin-socket operations (JSON) against the router's state.
+enum ControlHandler {
+    /// Answers one control request body.
+    static func handle(_ body: [UInt8], core: inout RouterCore) -> [UInt8] {
+        func encode(_ object: Any) -> [UInt8] {
+            Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8))
+        }
+        guard let request = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+            let op = request["op"] as? String
+        else {
+            return encode(["error": "control body must be a JSON object with an \"op\""])
+        }
+        switch op {
+        case "status":
+            let workers: [[String: Any]] = core.workerViews.map {
+                ["id": String(decoding: $0.identity, as: UTF8.self), "version": $0.version, "state": $0.state, "in_flight": $0.inFlight]
+            }
+            var versions: [String: Any] = [:]
+            for (v, s) in core.stats {
+                versions[v] = ["requests": s.requests, "error_rate": s.errorRate, "p99_ms": s.p99Ms]
+            }
+            var traffic = core.trafficSplit
+            if traffic.isEmpty {
+                // No split set: every live version shares unpinned traffic by worker count.
+                let counts = Dictionary(grouping: core.workerViews.filter { $0.state == "ready" }, by: \.version).mapValues(\.count)
+                let total = counts.values.reduce(0, +)
+                traffic = total > 0 ? counts.mapValues { Double($0) / Double(total) } : [:]
+            }
+            return encode([
+                "workers": workers, "traffic": traffic, "versions": versions, "queue_depth": core.queueDepth,
+                "in_flight": core.inFlight,
+            ])
+        case "split":
+            guard let weights = request["weights"] as? [String: Double] ?? (request["weights"] as? [String: Int])?.mapValues(Double.init) else {
+                return encode(["error": "split needs \"weights\": {\"VERSION\": weight}"])
+            }
+            if let bad = weights.first(where: { !$0.value.isFinite || $0.value < 0 }) {
+                return encode(["error": "weight for \(bad.key) must be a non-negative number"])
+            }
+            if !weights.isEmpty && !weights.keys.contains(where: { core.workerVersions.contains($0) }) {
+                return encode(["error": "no live worker serves any of \(weights.keys.sorted())"])
+            }
+            core.setTrafficSplit(weights)
+            return encode(["ok": true, "traffic": core.trafficSplit])
+        case "drain":
+            guard let worker = request["worker"] as? String else { return encode(["error": "drain needs \"worker\""]) }
+            let identity = Array(worker.utf8)
+            guard core.workerViews.contains(where: { $0.identity == identity }) else {
+                return encode(["error": "no live worker \(worker)"])
+            }
+            core.setDraining(identity, request["on"] as? Bool ?? true)
+            return encode(["ok": true, "in_flight": core.inFlight(on: identity)])
+        default:
+            return encode(["error": "unknown op \"\(op)\""])
+        }
+    }
+}
