@@ -176,7 +176,7 @@ public final class LoadRunner {
                         _ = result.uncorrected.record(max(1, (at - p.actual) / 1000))
                     case .error:
                         let e = (try? Zrank_V1_Error(serializedBytes: answer.body)) ?? Zrank_V1_Error()
-                        result.errors[codeName(e.code), default: 0] += 1
+                        result.errors[e.code.name, default: 0] += 1
                     default:
                         result.errors["UNEXPECTED_ANSWER", default: 0] += 1
                     }
@@ -199,20 +199,6 @@ public final class LoadRunner {
     }
 }
 
-/// The closed error-code names of the wire protocol.
-public func codeName(_ code: Zrank_V1_Error.Code) -> String {
-    switch code {
-    case .invalidRequest: return "INVALID_REQUEST"
-    case .unknownModelVersion: return "UNKNOWN_MODEL_VERSION"
-    case .overloaded: return "OVERLOADED"
-    case .deadlineExceeded: return "DEADLINE_EXCEEDED"
-    case .workerFailed: return "WORKER_FAILED"
-    case .unavailable: return "UNAVAILABLE"
-    case .internal: return "INTERNAL"
-    default: return "CODE_UNSPECIFIED"
-    }
-}
-
 /// Asks the pool for its Info within `timeoutMs`; nil when it does not answer (unreachable).
 public func probePool(_ client: PoolClient, timeoutMs: Int) throws -> Zrank_V1_InfoResponse? {
     try client.send(type: .infoRequest, requestID: UInt64.max - 1, body: [], deadlineMs: UInt32(timeoutMs))
@@ -222,7 +208,7 @@ public func probePool(_ client: PoolClient, timeoutMs: Int) throws -> Zrank_V1_I
         guard a.header.requestID == UInt64.max - 1 else { continue }
         if a.header.type == .infoResponse { return try Zrank_V1_InfoResponse(serializedBytes: a.body) }
         let e = (try? Zrank_V1_Error(serializedBytes: a.body)) ?? Zrank_V1_Error()
-        throw BenchError("the pool answered Info with \(codeName(e.code)): \(e.message)")
+        throw BenchError("the pool answered Info with \(e.code.name): \(e.message)")
     }
     return nil
 }

@@ -14,13 +14,9 @@ struct Duration: ExpressibleByArgument, CustomStringConvertible {
     let description: String
 
     init?(argument: String) {
-        for (suffix, scale) in [("ms", 0.001), ("s", 1.0), ("m", 60.0)] where argument.hasSuffix(suffix) {
-            guard let v = Double(argument.dropLast(suffix.count)), v >= 0, v.isFinite else { return nil }
-            seconds = v * scale
-            description = argument
-            return
-        }
-        return nil
+        guard let seconds = parseDuration(argument) else { return nil }
+        self.seconds = seconds
+        description = argument
     }
 
     static func parse(_ any: Any?, _ what: String) throws -> Double {

@@ -9,14 +9,9 @@ struct DurationOption: ExpressibleByArgument, CustomStringConvertible {
     let description: String
 
     init?(argument: String) {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
-        for (suffix, scale) in units where argument.hasSuffix(suffix) {
-            guard let v = Double(argument.dropLast(suffix.count)), v >= 0, v.isFinite else { return nil }
-            seconds = v * scale
-            description = argument
-            return
-        }
-        return nil
+        guard let seconds = parseDuration(argument) else { return nil }
+        self.seconds = seconds
+        description = argument
     }
 
     var milliseconds: Int { Int((seconds * 1000).rounded()) }
@@ -176,7 +171,7 @@ extension ZRank {
                         continue
                     }
                     anyError = true
-                    let code = codeName(error.code)
+                    let code = error.code.name
                     results[i] = errorLine(requests[i].idJSON, code, error.message)
                     tables[i] = "error \(code): \(error.message)"
                 default:
@@ -252,19 +247,5 @@ extension ZRank {
         private func errorLine(_ idJSON: String, _ code: String, _ message: String) -> String {
             "{\"id\": \(idJSON), \"error\": {\"code\": \(JSONLines.quote(code)), \"message\": \(JSONLines.quote(message))}}"
         }
-    }
-}
-
-/// The closed error-code names of the wire protocol.
-func codeName(_ code: Zrank_V1_Error.Code) -> String {
-    switch code {
-    case .invalidRequest: return "INVALID_REQUEST"
-    case .unknownModelVersion: return "UNKNOWN_MODEL_VERSION"
-    case .overloaded: return "OVERLOADED"
-    case .deadlineExceeded: return "DEADLINE_EXCEEDED"
-    case .workerFailed: return "WORKER_FAILED"
-    case .unavailable: return "UNAVAILABLE"
-    case .internal: return "INTERNAL"
-    default: return "CODE_UNSPECIFIED"
     }
 }
