@@ -39,6 +39,7 @@ public final class ZMQContext: @unchecked Sendable {
 public enum ZMQSocketType: Int32, Sendable {
     case req = 3  // ZMQ_REQ
     case rep = 4  // ZMQ_REP
+    case pair = 0  // ZMQ_PAIR
     case router = 6  // ZMQ_ROUTER
     case dealer = 5  // ZMQ_DEALER
 }

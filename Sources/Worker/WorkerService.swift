@@ -1,4 +1,5 @@
 import CSystem
+import Dispatch
 import Foundation
 import Logging
 import Protocol
@@ -52,12 +53,17 @@ public struct WorkerConfiguration: Sendable {
 
 /// A worker process's main loop: a DEALER connected to the router's backend that announces itself, heartbeats,
 /// ranks requests one at a time and answers every one (a ranked answer or an explicit error).
-public final class WorkerService {
+///
+/// Two threads: the I/O thread owns the router socket (heartbeats keep flowing however long a request takes) and a
+/// compute thread owns the ranker; they talk over an inproc PAIR socket. Hence `@unchecked Sendable`: the ranker is
+/// confined to the compute thread, the sockets to the thread that made them.
+public final class WorkerService: @unchecked Sendable {
     private let ranker: Ranker
     private let configuration: WorkerConfiguration
     private let logger: Logger
     private let context = ZMQContext()
     private var handled = 0
+    private let computeEndpoint = "inproc://zrank-compute"
 
     public init(ranker: Ranker, configuration: WorkerConfiguration, logger: Logger) {
         self.ranker = ranker
@@ -67,10 +73,21 @@ public final class WorkerService {
 
     /// Runs until SIGTERM/SIGINT (installed by the caller via CSystem), then says goodbye and returns.
     public func run() throws {
+        let link = try ZMQSocket(context, type: .pair)
+        try link.bind(computeEndpoint)
+        let finished = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { [self] in
+            computeLoop()
+            finished.signal()
+        }
+        defer {
+            try? link.send([[]])  // empty frame: stop
+            finished.wait()
+        }
         var backoffMs = 250
         while !stopRequested {
             let socket = try connect()
-            let (ended, heardAny) = try serve(socket)
+            let (ended, heardAny) = try serve(socket, link: link)
             if ended { return }
             if heardAny { backoffMs = 250 }
             logger.warning("router silent; reconnecting", metadata: ["backoff.ms": "\(backoffMs)"])
@@ -101,7 +118,7 @@ public final class WorkerService {
 
     /// Serves on one connection. Returns (true, _) when asked to stop, (false, _) when the router went silent or
     /// asked this worker to reconnect; the second value says whether the router was heard at all.
-    private func serve(_ socket: ZMQSocket) throws -> (Bool, Bool) {
+    private func serve(_ socket: ZMQSocket, link: ZMQSocket) throws -> (Bool, Bool) {
         let interval = UInt64(configuration.heartbeatIntervalMs) * 1_000_000
         var lastHeard = monotonicNanos()
         var nextHeartbeat = lastHeard + interval
@@ -116,15 +133,17 @@ public final class WorkerService {
             }
             let now = monotonicNanos()
             let wait = nextHeartbeat > now ? Int((nextHeartbeat - now) / 1_000_000) + 1 : 0
-            let readable = try ZMQPoller.poll([socket], timeoutMs: min(wait, 200))[0]
-            if readable, let frames = try socket.receive(dontWait: true) {
+            let ready = try ZMQPoller.poll([socket, link], timeoutMs: min(wait, 200))
+            if ready[1], let reply = try link.receive(dontWait: true) {
+                try socket.send(reply)
+            }
+            if ready[0], let frames = try socket.receive(dontWait: true) {
                 heardAny = true
-                if try !handle(frames, on: socket) {
+                lastHeard = monotonicNanos()
+                if try !handle(frames, on: socket, link: link) {
                     logger.info("router asked this worker to reconnect")
                     return (false, heardAny)
                 }
-                // After the work: a long request must not count as router silence.
-                lastHeard = monotonicNanos()
             }
             let after = monotonicNanos()
             if after >= nextHeartbeat {
@@ -138,7 +157,7 @@ public final class WorkerService {
     }
 
     /// Handles one message; returns false when the router asked this worker to reconnect.
-    private func handle(_ frames: [[UInt8]], on socket: ZMQSocket) throws -> Bool {
+    private func handle(_ frames: [[UInt8]], on socket: ZMQSocket, link: ZMQSocket) throws -> Bool {
         guard let first = frames.first, let header = try? FrameHeader(decoding: first) else {
             logger.warning("dropping malformed frame from the router")
             return true
@@ -149,14 +168,27 @@ public final class WorkerService {
         case .disconnect:
             return false
         case .rankRequest:
-            let reply = rank(header, body: frames.count > 1 ? frames[frames.count - 1] : [])
-            try socket.send(reply)
+            // To the compute thread; the answer comes back over the link.
+            try link.send([first, frames.count > 1 ? frames[frames.count - 1] : []])
         case .infoRequest:
             try socket.send(info(header))
         case .rankResponse, .infoResponse, .error, .control:
             logger.warning("unexpected message type from the router", metadata: ["type": "\(header.type)"])
         }
         return true
+    }
+
+    /// The compute thread: ranks what the I/O thread hands over, one request at a time, until the empty frame.
+    private func computeLoop() {
+        guard let link = try? ZMQSocket(context, type: .pair), (try? link.connect(computeEndpoint)) != nil else {
+            logger.critical("cannot open the compute link")
+            exit(70)
+        }
+        while true {
+            guard let frames = try? link.receive(), frames.count == 2, let header = try? FrameHeader(decoding: frames[0])
+            else { return }
+            try? link.send(rank(header, body: frames[1]))
+        }
     }
 
     private func errorReply(_ header: FrameHeader, _ code: Zrank_V1_Error.Code, _ message: String) -> [[UInt8]] {

@@ -204,6 +204,18 @@ final class PoolTests: XCTestCase {
         print(String(format: "PoolTests: SIGTERM under load: drained 40 requests, exited in %.2f s", took))
     }
 
+    func testRequestLongerThanTheLivenessWindow_isAnsweredByTheSameWorker() throws {
+        // 3.5 s of work per request > 3 heartbeats of 1 s: heartbeats must keep flowing while the worker computes.
+        let endpoint = fixture.ipcEndpoint("slow")
+        let pool = try startPool(endpoint: endpoint, workers: 1, environment: ["ZRANK_FAULT_STALL_MS": "3500"])
+        let client = try PoolClient(endpoint: endpoint)
+        try client.send(type: .rankRequest, requestID: 7, body: rankBody("sofa", Array(fixture.itemIDs.prefix(3))), deadlineMs: 10_000)
+        let a = try XCTUnwrap(try client.receive(timeoutMs: 9000), "no answer")
+        XCTAssertEqual(a.header.type, .rankResponse, "got \(a.header.type): \(String(decoding: a.body, as: UTF8.self))")
+        XCTAssertFalse(pool.output.contains("reconnecting"), pool.output)
+        XCTAssertNotNil(pool.terminate(within: 8))
+    }
+
     func testChildren_dieWithTheSupervisor_evenOnSIGKILL() throws {
         let endpoint = fixture.ipcEndpoint("orphans")
         let pool = try startPool(endpoint: endpoint, workers: 1)
