@@ -97,6 +97,7 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
+                "Model",
                 "Protocol",
                 "Ranking",
                 "CSystem",

@@ -8,6 +8,9 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case workerReady = 16
     case heartbeat = 17
     case disconnect = 18
+    /// Router → worker: load another model version in place (JSON body {"version", "model", "index"}); the worker
+    /// answers with WORKER_READY naming the version it serves afterwards.
+    case load = 19
     /// Operator control of the router (admin socket only): JSON bodies, see proto/PROTOCOL.md.
     case control = 32
 }

@@ -79,6 +79,8 @@ public final class Ranker {
     public let limits: RankLimits
     /// The version name answers report.
     public let version: String
+    /// Intra-op threads of its encoder.
+    public var threads: Int { encoder.threads }
     private let encoder: Encoder
     private let tokenizer: WordPieceTokenizer
     private let kernels: KernelSet

@@ -3,8 +3,8 @@ import Protocol
 
 /// Executes admin-socket operations (JSON) against the router's state.
 enum ControlHandler {
-    /// Answers one control request body.
-    static func handle(_ body: [UInt8], core: inout RouterCore) -> [UInt8] {
+    /// Answers one control request body; `actions` gets what the router must send as a result.
+    static func handle(_ body: [UInt8], core: inout RouterCore, actions: inout [RouterAction]) -> [UInt8] {
         func encode(_ object: Any) -> [UInt8] {
             Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8))
         }
@@ -53,6 +53,19 @@ enum ControlHandler {
             }
             core.setDraining(identity, request["on"] as? Bool ?? true)
             return encode(["ok": true, "in_flight": core.inFlight(on: identity)])
+        case "load":
+            guard let worker = request["worker"] as? String, let version = request["version"] as? String,
+                let model = request["model"] as? String, let index = request["index"] as? String
+            else {
+                return encode(["error": "load needs \"worker\", \"version\", \"model\" and \"index\""])
+            }
+            let identity = Array(worker.utf8)
+            guard core.workerViews.contains(where: { $0.identity == identity }) else {
+                return encode(["error": "no live worker \(worker)"])
+            }
+            let body = encode(["version": version, "model": model, "index": index])
+            actions = core.requestLoad(identity, body: body)
+            return encode(["ok": true, "state": core.workerViews.first { $0.identity == identity }?.state ?? "?"])
         default:
             return encode(["error": "unknown op \"\(op)\""])
         }

@@ -47,6 +47,10 @@ public struct RouterCore {
         var lastSeen: UInt64
         /// Taking no new requests (a rollout is about to reload it); in-flight ones finish.
         var draining = false
+        /// A load to send once the worker has drained.
+        var pendingLoad: [UInt8]?
+        /// Loading another version (sent LOAD, waiting for its READY).
+        var loading = false
     }
 
     /// What the router has seen of one model version (answers from its workers).
@@ -82,7 +86,7 @@ public struct RouterCore {
     public struct WorkerView: Equatable, Sendable {
         public var identity: [UInt8]
         public var version: String
-        public var state: String  // "ready" | "draining"
+        public var state: String  // "ready" | "draining" | "loading"
         public var inFlight: Int
     }
 
@@ -115,7 +119,11 @@ public struct RouterCore {
     /// Every live worker, least recently used first.
     public var workerViews: [WorkerView] {
         lru.compactMap { id in
-            workers[id].map { WorkerView(identity: id, version: $0.version, state: $0.draining ? "draining" : "ready", inFlight: $0.inFlight.count) }
+            workers[id].map {
+                WorkerView(
+                    identity: id, version: $0.version, state: $0.loading ? "loading" : $0.draining ? "draining" : "ready",
+                    inFlight: $0.inFlight.count)
+            }
         }
     }
 
@@ -134,6 +142,21 @@ public struct RouterCore {
     /// Stops (or resumes) sending new requests to a worker; its in-flight requests finish.
     public mutating func setDraining(_ identity: [UInt8], _ draining: Bool) {
         workers[identity]?.draining = draining
+    }
+
+    /// Drains a worker, then tells it to load another version (`body`: the LOAD JSON); it comes back with READY.
+    public mutating func requestLoad(_ identity: [UInt8], body: [UInt8]) -> [RouterAction] {
+        guard workers[identity] != nil else { return [] }
+        workers[identity]!.draining = true
+        workers[identity]!.pendingLoad = body
+        return startLoadIfDrained(identity)
+    }
+
+    private mutating func startLoadIfDrained(_ identity: [UInt8]) -> [RouterAction] {
+        guard let e = workers[identity], let body = e.pendingLoad, e.inFlight.isEmpty else { return [] }
+        workers[identity]!.pendingLoad = nil
+        workers[identity]!.loading = true
+        return [.toWorker([identity, FrameHeader(type: .load, requestID: 0).bytes, body])]
     }
 
     /// Requests in flight on one worker (0 when unknown).
@@ -173,7 +196,7 @@ public struct RouterCore {
         switch header.type {
         case .rankRequest, .infoRequest:
             break
-        case .control:
+        case .control, .load:
             return [reply(envelope, id: header.requestID, .invalidRequest, "control messages go to the admin socket")]
         default:
             return [
@@ -229,10 +252,14 @@ public struct RouterCore {
             let version = ready?.modelVersion ?? ""
             let capacity = max(1, Int(ready?.capacity ?? 1))
             if workers[identity] != nil {
-                // A live worker announcing itself again (e.g. after a version change): keep its in-flight work.
+                // A live worker announcing itself again (e.g. after loading a version): keep its in-flight work.
                 workers[identity]!.version = version
                 workers[identity]!.capacity = capacity
                 workers[identity]!.lastSeen = now
+                if workers[identity]!.loading {
+                    workers[identity]!.loading = false
+                    workers[identity]!.draining = false
+                }
             } else {
                 workers[identity] = WorkerEntry(version: version, capacity: capacity, lastSeen: now)
                 lru.append(identity)
@@ -252,7 +279,7 @@ public struct RouterCore {
             workers[identity]!.lastSeen = now
             let ticketID = header.requestID
             workers[identity]!.inFlight.remove(ticketID)
-            var actions: [RouterAction] = []
+            var actions: [RouterAction] = startLoadIfDrained(identity)
             if let ticket = tickets[ticketID], ticket.worker == identity {
                 tickets[ticketID] = nil
                 let version = workers[identity]!.version
@@ -265,7 +292,7 @@ public struct RouterCore {
                 actions.append(.toClient(ticket.envelope + [h.bytes] + Array(frames.dropFirst(2))))
             }
             return actions + dispatch(now: now)
-        case .rankRequest, .infoRequest, .control:
+        case .rankRequest, .infoRequest, .control, .load:
             return []
         }
     }

@@ -79,7 +79,9 @@ public final class RouterService {
                     guard frames.count >= 3, let header = try? FrameHeader(decoding: frames[1]), header.type == .control else {
                         continue
                     }
-                    let answer = ControlHandler.handle(frames[2], core: &core)
+                    var actions: [RouterAction] = []
+                    let answer = ControlHandler.handle(frames[2], core: &core, actions: &actions)
+                    perform(actions, frontend: frontend, backend: backend)
                     try? control.send([frames[0], FrameHeader(type: .control, requestID: header.requestID).bytes, answer], dontWait: true)
                 }
             }

@@ -2,6 +2,7 @@ import CSystem
 import Dispatch
 import Foundation
 import Logging
+import Model
 import Protocol
 import Ranking
 import SwiftProtobuf
@@ -58,7 +59,11 @@ public struct WorkerConfiguration: Sendable {
 /// compute thread owns the ranker; they talk over an inproc PAIR socket. Hence `@unchecked Sendable`: the ranker is
 /// confined to the compute thread, the sockets to the thread that made them.
 public final class WorkerService: @unchecked Sendable {
-    private let ranker: Ranker
+    /// Confined to the compute thread (replaced when the router asks for another version).
+    private var ranker: Ranker
+    /// What the worker announces; written by the compute thread, read by the I/O thread on (re)connect.
+    private var announcement = Zrank_V1_WorkerReady()
+    private let announcementLock = NSLock()
     private let configuration: WorkerConfiguration
     private let logger: Logger
     private let context = ZMQContext()
@@ -69,6 +74,17 @@ public final class WorkerService: @unchecked Sendable {
         self.ranker = ranker
         self.configuration = configuration
         self.logger = logger
+        self.announcement = Self.ready(for: ranker, configuration: configuration)
+    }
+
+    private static func ready(for ranker: Ranker, configuration: WorkerConfiguration) -> Zrank_V1_WorkerReady {
+        var ready = Zrank_V1_WorkerReady()
+        ready.workerID = configuration.workerID
+        ready.modelVersion = ranker.version
+        ready.capacity = UInt32(configuration.capacity)
+        ready.modelContentHash = ranker.model.contentHash
+        ready.catalogSize = UInt64(ranker.index.count)
+        return ready
     }
 
     /// Runs until SIGTERM/SIGINT (installed by the caller via CSystem), then says goodbye and returns.
@@ -102,16 +118,13 @@ public final class WorkerService: @unchecked Sendable {
         let socket = try ZMQSocket(context, type: .dealer)
         try socket.setIdentity(Array("\(configuration.workerID)-\(UInt32.random(in: 0...UInt32.max))".utf8))
         try socket.connect(configuration.endpoint)
-        var ready = Zrank_V1_WorkerReady()
-        ready.workerID = configuration.workerID
-        ready.modelVersion = ranker.version
-        ready.capacity = UInt32(configuration.capacity)
-        ready.modelContentHash = ranker.model.contentHash
-        ready.catalogSize = UInt64(ranker.index.count)
+        announcementLock.lock()
+        let ready = announcement
+        announcementLock.unlock()
         try socket.send([FrameHeader(type: .workerReady, requestID: 0).bytes, try ready.serializedBytes()])
         logger.info(
             "worker ready",
-            metadata: ["worker.id": "\(configuration.workerID)", "model.version": "\(ranker.version)",
+            metadata: ["worker.id": "\(configuration.workerID)", "model.version": "\(ready.modelVersion)",
                        "endpoint": "\(configuration.endpoint)"])
         return socket
     }
@@ -167,11 +180,9 @@ public final class WorkerService: @unchecked Sendable {
             return true
         case .disconnect:
             return false
-        case .rankRequest:
-            // To the compute thread; the answer comes back over the link.
+        case .rankRequest, .infoRequest, .load:
+            // To the compute thread; the answer (or, for a load, the new READY) comes back over the link.
             try link.send([first, frames.count > 1 ? frames[frames.count - 1] : []])
-        case .infoRequest:
-            try socket.send(info(header))
         case .rankResponse, .infoResponse, .error, .control:
             logger.warning("unexpected message type from the router", metadata: ["type": "\(header.type)"])
         }
@@ -187,8 +198,45 @@ public final class WorkerService: @unchecked Sendable {
         while true {
             guard let frames = try? link.receive(), frames.count == 2, let header = try? FrameHeader(decoding: frames[0])
             else { return }
-            try? link.send(rank(header, body: frames[1]))
+            switch header.type {
+            case .infoRequest: try? link.send(info(header))
+            case .load: try? link.send(load(frames[1]))
+            default: try? link.send(rank(header, body: frames[1]))
+            }
         }
+    }
+
+    /// Loads another version in place: map the model and index, warm up, check a smoke set of queries (each must
+    /// get a ranked answer), then serve it. On any failure the current version stays. Returns the READY to send.
+    private func load(_ body: [UInt8]) -> [[UInt8]] {
+        let request = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: String] ?? [:]
+        let started = monotonicNanos()
+        do {
+            guard let version = request["version"], let modelPath = request["model"], let indexPath = request["index"] else {
+                throw RankError("load needs version, model and index")
+            }
+            logger.info("loading version", metadata: ["model.version": "\(version)", "model.path": "\(modelPath)"])
+            let model = try ModelFile(path: modelPath)
+            let index = try CatalogIndex(path: indexPath, model: model)
+            let next = try Ranker(model: model, index: index, version: version, limits: ranker.limits, threads: ranker.threads)
+            for query in ["sofa", "modern accent chair", "outdoor rug"] {
+                let outcome = try next.rank(RankQuery(query: query, topK: 3))
+                guard !outcome.items.isEmpty else { throw RankError("smoke query \"\(query)\" got no ranked items") }
+            }
+            ranker = next
+            announcementLock.lock()
+            announcement = Self.ready(for: next, configuration: configuration)
+            announcementLock.unlock()
+            logger.info(
+                "version loaded",
+                metadata: ["model.version": "\(version)", "load.ms": "\((monotonicNanos() - started) / 1_000_000)"])
+        } catch {
+            logger.error("load failed; keeping the current version", metadata: ["error": "\(error)", "model.version": "\(ranker.version)"])
+        }
+        announcementLock.lock()
+        let ready = announcement
+        announcementLock.unlock()
+        return [FrameHeader(type: .workerReady, requestID: 0).bytes, (try? ready.serializedBytes()) ?? []]
     }
 
     private func errorReply(_ header: FrameHeader, _ code: Zrank_V1_Error.Code, _ message: String) -> [[UInt8]] {

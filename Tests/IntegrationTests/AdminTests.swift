@@ -77,4 +77,70 @@ final class AdminTests: XCTestCase {
         let unreachable = try ctl(["status", "--admin", fixture.ipcEndpoint("nobody"), "--timeout-ms", "300"])
         XCTAssertEqual(unreachable.status, 2)
     }
+
+    private func control(_ admin: String, _ request: [String: Any]) throws -> [String: Any] {
+        let socket = try ZMQSocket(ZMQContext(), type: .dealer)
+        try socket.connect(admin)
+        try socket.send([FrameHeader(type: .control, requestID: 1).bytes, Array(try JSONSerialization.data(withJSONObject: request))])
+        guard try ZMQPoller.poll([socket], timeoutMs: 3000)[0], let frames = try socket.receive(dontWait: true) else { return [:] }
+        return try JSONSerialization.jsonObject(with: Data(frames[1])) as! [String: Any]
+    }
+
+    /// A worker drains, loads another version in place, passes its smoke set and returns to the pool, while
+    /// traffic keeps flowing with no failed request.
+    func testLoadInPlace_underTraffic_noFailedRequest() throws {
+        let endpoint = fixture.ipcEndpoint("load-front")
+        let admin = fixture.ipcEndpoint("load-admin")
+        let pool = try ZRankProcess(["serve", "--model", fixture.model, "--index", fixture.index, "--workers", "2",
+                                     "--bind", endpoint, "--admin", admin])
+        var status: [String: Any] = [:]
+        let start = Date()
+        while Date().timeIntervalSince(start) < 20 {
+            status = (try? control(admin, ["op": "status"])) ?? [:]
+            if (status["workers"] as? [[String: Any]])?.count == 2 { break }
+            usleep(200_000)
+        }
+        let target = try XCTUnwrap((status["workers"] as? [[String: Any]])?.first?["id"] as? String, pool.output)
+        let client = try PoolClient(endpoint: endpoint)
+        var r = Zrank_V1_RankRequest()
+        r.query = "lamp"
+        r.candidateIds = Array(fixture.itemIDs.prefix(3))
+        let body: [UInt8] = try r.serializedBytes()
+        var seen: [String: Int] = [:]
+        var failures = 0
+        var loadSent = false
+        var id: UInt64 = 0
+        let t0 = Date()
+        while Date().timeIntervalSince(t0) < 6 {
+            id += 1
+            try client.send(type: .rankRequest, requestID: id, body: body)
+            guard let a = try client.receive(timeoutMs: 5000) else { failures += 1; continue }
+            if a.header.type == .rankResponse {
+                seen[try Zrank_V1_RankResponse(serializedBytes: a.body).modelVersion, default: 0] += 1
+            } else {
+                failures += 1
+            }
+            if !loadSent && id == 20 {
+                let answer = try control(admin, ["op": "load", "worker": target, "version": "tiny-v2", "model": fixture.model, "index": fixture.index])
+                XCTAssertEqual(answer["ok"] as? Bool, true, "\(answer)")
+                loadSent = true
+            }
+        }
+        XCTAssertEqual(failures, 0, "no failed or lost request during the load")
+        XCTAssertGreaterThan(seen["tiny-v1"] ?? 0, 0)
+        XCTAssertGreaterThan(seen["tiny-v2"] ?? 0, 0, "the reloaded worker answers as tiny-v2: \(seen)")
+        status = try control(admin, ["op": "status"])
+        let workers = status["workers"] as! [[String: Any]]
+        XCTAssertEqual(Set(workers.compactMap { $0["version"] as? String }), ["tiny-v1", "tiny-v2"])
+        XCTAssertTrue(workers.allSatisfy { $0["state"] as? String == "ready" }, "\(workers)")
+        // A load that cannot succeed keeps the current version.
+        let bad = try control(admin, ["op": "load", "worker": target, "version": "broken", "model": "/nonexistent.zrm", "index": fixture.index])
+        XCTAssertEqual(bad["ok"] as? Bool, true)
+        usleep(1_000_000)
+        let after = try control(admin, ["op": "status"])["workers"] as! [[String: Any]]
+        XCTAssertEqual(after.first { $0["id"] as? String == target }?["version"] as? String, "tiny-v2")
+        XCTAssertEqual(after.first { $0["id"] as? String == target }?["state"] as? String, "ready")
+        XCTAssertNotNil(pool.terminate(within: 5))
+    }
 }
+
