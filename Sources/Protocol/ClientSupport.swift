@@ -23,3 +23,16 @@ public func parseDuration(_ text: String) -> Double? {
     }
     return nil
 }
+
+/// The `[header, body]` frames of an ERROR answer.
+public func errorFrames(requestID: UInt64, _ code: Zrank_V1_Error.Code, _ message: String) -> [[UInt8]] {
+    var error = Zrank_V1_Error()
+    error.code = code
+    error.message = message
+    return [FrameHeader(type: .error, requestID: requestID).bytes, (try? error.serializedBytes()) ?? []]
+}
+
+/// Whether `endpoint` names a transport zrank speaks (`tcp://HOST:PORT` or `ipc://PATH`).
+public func isSupportedEndpoint(_ endpoint: String) -> Bool {
+    endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://")
+}

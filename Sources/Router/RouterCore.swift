@@ -438,10 +438,6 @@ public struct RouterCore {
     }
 
     private func reply(_ envelope: [[UInt8]], id: UInt64, _ code: Zrank_V1_Error.Code, _ message: String) -> RouterAction {
-        var error = Zrank_V1_Error()
-        error.code = code
-        error.message = message
-        let body: [UInt8] = (try? error.serializedBytes()) ?? []
-        return .toClient(envelope + [FrameHeader(type: .error, requestID: id).bytes, body])
+        .toClient(envelope + errorFrames(requestID: id, code, message))
     }
 }

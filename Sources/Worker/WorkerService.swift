@@ -239,13 +239,6 @@ public final class WorkerService: @unchecked Sendable {
         return [FrameHeader(type: .workerReady, requestID: 0).bytes, (try? ready.serializedBytes()) ?? []]
     }
 
-    private func errorReply(_ header: FrameHeader, _ code: Zrank_V1_Error.Code, _ message: String) -> [[UInt8]] {
-        var error = Zrank_V1_Error()
-        error.code = code
-        error.message = message
-        return [FrameHeader(type: .error, requestID: header.requestID).bytes, (try? error.serializedBytes()) ?? []]
-    }
-
     private func rank(_ header: FrameHeader, body: [UInt8]) -> [[UInt8]] {
         let start = monotonicNanos()
         handled += 1
@@ -260,15 +253,15 @@ public final class WorkerService: @unchecked Sendable {
             Thread.sleep(forTimeInterval: Double(faults.pauseMs) / 1000)
         }
         if faults.failEvery > 0 && handled % faults.failEvery == 0 {
-            return errorReply(header, .internal, "fault injection: request \(handled) failed on purpose")
+            return errorFrames(requestID: header.requestID, .internal, "fault injection: request \(handled) failed on purpose")
         }
         let request: Zrank_V1_RankRequest
         do {
             request = try Zrank_V1_RankRequest(serializedBytes: body)
         } catch BinaryDecodingError.invalidUTF8 {
-            return errorReply(header, .invalidRequest, "invalid UTF-8 in a string field of the RankRequest body")
+            return errorFrames(requestID: header.requestID, .invalidRequest, "invalid UTF-8 in a string field of the RankRequest body")
         } catch {
-            return errorReply(header, .invalidRequest, "malformed RankRequest body: \(error)")
+            return errorFrames(requestID: header.requestID, .invalidRequest, "malformed RankRequest body: \(error)")
         }
         let query = RankQuery(
             query: request.query, candidateIDs: request.candidateIds,
@@ -278,7 +271,7 @@ public final class WorkerService: @unchecked Sendable {
         do {
             outcome = try ranker.rank(query)
         } catch {
-            return errorReply(header, error.isInternal ? .internal : .invalidRequest, error.description)
+            return errorFrames(requestID: header.requestID, error.isInternal ? .internal : .invalidRequest, error.description)
         }
         var response = Zrank_V1_RankResponse()
         response.modelVersion = ranker.version
@@ -302,7 +295,7 @@ public final class WorkerService: @unchecked Sendable {
         timings.totalUs = (monotonicNanos() - start) / 1000 + UInt64(header.queueMicros)
         response.timings = timings
         guard let bytes = try? response.serializedBytes() as [UInt8] else {
-            return errorReply(header, .internal, "cannot encode the response")
+            return errorFrames(requestID: header.requestID, .internal, "cannot encode the response")
         }
         return [FrameHeader(type: .rankResponse, requestID: header.requestID).bytes, bytes]
     }
@@ -318,7 +311,7 @@ public final class WorkerService: @unchecked Sendable {
         let sample = min(n, 10_000)
         response.sampleItemIds = (0..<sample).map { ranker.index.id(ofRow: n <= 10_000 ? $0 : $0 * n / sample) }
         guard let bytes = try? response.serializedBytes() as [UInt8] else {
-            return errorReply(header, .internal, "cannot encode the response")
+            return errorFrames(requestID: header.requestID, .internal, "cannot encode the response")
         }
         return [FrameHeader(type: .infoResponse, requestID: header.requestID).bytes, bytes]
     }

@@ -105,7 +105,7 @@ struct BenchCommand: ParsableCommand {
     var seed: UInt64 = 1
 
     func validate() throws {
-        guard endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") else {
+        guard isSupportedEndpoint(endpoint) else {
             throw ValidationError("--endpoint \(endpoint): unknown scheme; use tcp://HOST:PORT or ipc://PATH")
         }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of requests per second") }

@@ -106,7 +106,7 @@ func runtimeEndpoint(_ name: String) -> String {
 func defaultBackendEndpoint() -> String { runtimeEndpoint("backend") }
 
 func validateEndpoint(_ endpoint: String, _ flag: String) throws {
-    guard endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://") else {
+    guard isSupportedEndpoint(endpoint) else {
         throw ValidationError("\(flag) \(endpoint): endpoints are tcp://HOST:PORT or ipc://PATH")
     }
 }

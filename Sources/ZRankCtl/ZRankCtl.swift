@@ -19,7 +19,7 @@ struct ZRankCtl: ParsableCommand {
         var timeoutMs: Int = 2000
 
         func call(_ request: [String: Any]) throws -> [String: Any] {
-            guard admin.hasPrefix("tcp://") || admin.hasPrefix("ipc://") else {
+            guard isSupportedEndpoint(admin) else {
                 throw ValidationError("--admin \(admin): use tcp://HOST:PORT or ipc://PATH")
             }
             let context = ZMQContext()
