@@ -89,10 +89,9 @@ public struct Registry: Sendable {
             try FileManager.default.copyItem(atPath: model, toPath: staging.appendingPathComponent(Self.modelFile).path)
             let copied = try ModelFile(path: staging.appendingPathComponent(Self.modelFile).path)
             guard copied.contentHash == source.contentHash else { throw RegistryError("the copied model does not verify") }
-            let count = try CatalogIndexBuilder.build(
+            let (count, catalogHash) = try CatalogIndexBuilder.build(
                 model: copied, catalog: catalog, output: staging.appendingPathComponent(Self.indexFile).path,
                 progress: progress)
-            let (_, catalogHash) = try CatalogIndexBuilder.readCatalog(catalog)
             let manifest = RegistryManifest(
                 version: version, modelContentHash: copied.contentHash, catalogSourceHash: catalogHash,
                 createdAt: ISO8601DateFormatter().string(from: Date()), notes: notes, catalogSize: count,

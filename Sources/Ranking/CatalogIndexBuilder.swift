@@ -55,10 +55,11 @@ public enum CatalogIndexBuilder {
 
     /// Encodes every item and writes the index.
     /// - Parameter progress: called after each batch with (items done, total).
+    /// - Returns: the number of items and the hex SHA-256 of the catalog file.
     public static func build(
         model: ModelFile, catalog: String, output: String, batch: Int = 64, maxLength: Int = 128,
         progress: (Int, Int) -> Void = { _, _ in }
-    ) throws -> Int {
+    ) throws -> (count: Int, catalogHash: String) {
         let (items, hash) = try readCatalog(catalog)
         let encoder = try Encoder(model: model)
         let tokenizer = try model.makeTokenizer()
@@ -77,6 +78,6 @@ public enum CatalogIndexBuilder {
         }
         try CatalogIndex.write(
             to: output, ids: items.map(\.id), vectors: vectors, dimension: dim, model: model, catalogHash: hash)
-        return items.count
+        return (items.count, hash)
     }
 }

@@ -134,7 +134,7 @@ extension ZRank {
             let terminal = isatty(STDERR_FILENO) == 1
             let start = Date()
             do {
-                let n = try CatalogIndexBuilder.build(model: file, catalog: catalog, output: out, batch: batch) { done, total in
+                let (n, _) = try CatalogIndexBuilder.build(model: file, catalog: catalog, output: out, batch: batch) { done, total in
                     guard terminal else { return }
                     let width = 30
                     let filled = width * done / max(total, 1)
