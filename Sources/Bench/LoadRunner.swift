@@ -146,6 +146,7 @@ public final class LoadRunner {
                     }
                 }
             } else if now < end {
+                // Closed loop: every answer (or timeout) frees a slot that is refilled here at once.
                 while pending.count < concurrency { try send(intendedAt: monotonicNanos()) }
             }
             let scheduleDone: Bool = {
@@ -181,8 +182,6 @@ public final class LoadRunner {
                         result.errors["UNEXPECTED_ANSWER", default: 0] += 1
                     }
                 }
-                // Closed loop: the next request goes out at once.
-                if case .closed = phase.mode, at < end { try send(intendedAt: monotonicNanos()) }
             }
             if progress && now - lastProgress > 1_000_000_000 {
                 lastProgress = now
