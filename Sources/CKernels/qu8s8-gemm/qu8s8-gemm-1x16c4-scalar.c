@@ -12,12 +12,6 @@ void zrk_qu8s8_gemm_ukernel_1x16c4__scalar(
     assert(nc >= 1 && nc <= ZRK_NR);
     assert(kc % ZRK_KR == 0);
     const uint8_t* block = (const uint8_t*)w_block;
-    int32_t colsum[ZRK_NR];
-    float scale[ZRK_NR];
-    float bias[ZRK_NR];
-    memcpy(colsum, block, sizeof(colsum));
-    memcpy(scale, block + 64, sizeof(scale));
-    memcpy(bias, block + 128, sizeof(bias));
     const int8_t* w = (const int8_t*)(block + ZRK_BLOCK_HEADER_BYTES);
 
     for (size_t m = 0; m < mr; m++) {
@@ -31,20 +25,6 @@ void zrk_qu8s8_gemm_ukernel_1x16c4__scalar(
                 }
             }
         }
-        uint8_t* crow = (uint8_t*)c + m * c_stride;
-        if (params->raw_int32) {
-            memcpy(crow, vacc, nc * sizeof(int32_t));
-            continue;
-        }
-        const float as = params->a_scale[m];
-        const int32_t az = params->a_zero[m];
-        float* out = (float*)crow;
-        for (size_t j = 0; j < nc; j++) {
-            float v = as * scale[j] * (float)(vacc[j] - az * colsum[j]) + bias[j];
-            if (params->activation == ZRK_ACTIVATION_GELU) {
-                v = zrk_gelu_ref(v);
-            }
-            out[j] = v;
-        }
+        zrk_qgemm_store_row_ref(vacc, nc, block, params, m, (uint8_t*)c + m * c_stride);
     }
 }

@@ -49,25 +49,6 @@ void zrk_qu8s8_gemm_ukernel_1x16c4__neon(
         const int32x4_t s23 = vpaddq_s32(acc[j + 2], acc[j + 3]);
         vst1q_s32(vacc + j, vpaddq_s32(s01, s23));
     }
-    if (params->raw_int32) {
-        memcpy(c, vacc, nc * sizeof(int32_t));
-        return;
-    }
-    int32_t colsum[ZRK_NR];
-    float scale[ZRK_NR];
-    float bias[ZRK_NR];
-    memcpy(colsum, block, sizeof(colsum));
-    memcpy(scale, block + 64, sizeof(scale));
-    memcpy(bias, block + 128, sizeof(bias));
-    const float as = params->a_scale[0];
-    const int32_t az = params->a_zero[0];
-    float* out = (float*)c;
-    for (size_t j = 0; j < nc; j++) {
-        float v = as * scale[j] * (float)(vacc[j] - az * colsum[j]) + bias[j];
-        if (params->activation == ZRK_ACTIVATION_GELU) {
-            v = zrk_gelu_ref(v);
-        }
-        out[j] = v;
-    }
+    zrk_qgemm_store_row_ref(vacc, nc, block, params, 0, c);
 }
 #endif
