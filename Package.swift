@@ -178,6 +178,7 @@ let package = Package(
 
         .target(
             name: "_TestSupport",
+            dependencies: ["Protocol"],
             swiftSettings: swiftSettings
         ),
 
@@ -185,7 +186,7 @@ let package = Package(
 
         .testTarget(
             name: "KernelsTests",
-            dependencies: ["Kernels", "CKernels"],
+            dependencies: ["Kernels", "CKernels", "_TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 
 #if canImport(Glibc)
 import Glibc
@@ -74,6 +75,20 @@ public final class ZRankProcess {
     }
 
     public var pid: Int32 { process.processIdentifier }
+
+    /// Waits until the pool at `endpoint` answers an Info request (Info does not count towards a worker's fault
+    /// schedule). Returns false when it did not within `seconds` or the process exited.
+    public func waitUntilServing(_ endpoint: String, seconds: Double = 20) throws -> Bool {
+        let client = try PoolClient(endpoint: endpoint)
+        let start = Date()
+        var id: UInt64 = 1_000_000
+        while Date().timeIntervalSince(start) < seconds && process.isRunning {
+            id += 1
+            try client.send(type: .infoRequest, requestID: id, body: [], deadlineMs: 300)
+            if let a = try client.receive(timeoutMs: 400), a.header.type == .infoResponse { return true }
+        }
+        return false
+    }
 
     /// The log so far.
     public var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }

@@ -136,7 +136,11 @@ final class AdminTests: XCTestCase {
         // A load that cannot succeed keeps the current version.
         let bad = try control(admin, ["op": "load", "worker": target, "version": "broken", "model": "/nonexistent.zrm", "index": fixture.index])
         XCTAssertEqual(bad["ok"] as? Bool, true)
-        usleep(1_000_000)
+        let waitStart = Date()
+        while !pool.output.contains("load failed; keeping the current version") && Date().timeIntervalSince(waitStart) < 5 {
+            usleep(100_000)
+        }
+        XCTAssertTrue(pool.output.contains("load failed; keeping the current version"), "the broken load was attempted")
         let after = try control(admin, ["op": "status"])["workers"] as! [[String: Any]]
         XCTAssertEqual(after.first { $0["id"] as? String == target }?["version"] as? String, "tiny-v2")
         XCTAssertEqual(after.first { $0["id"] as? String == target }?["state"] as? String, "ready")

@@ -21,21 +21,8 @@ final class PoolTests: XCTestCase {
         let pool = try ZRankProcess(
             ["serve", "--model", fixture.model, "--index", fixture.index, "--workers", "\(workers)", "--bind", endpoint]
                 + extra, environment: environment)
-        try waitUntilServing(endpoint, pool)
+        XCTAssertTrue(try pool.waitUntilServing(endpoint), "pool did not come up: \(pool.output)")
         return pool
-    }
-
-    private func waitUntilServing(_ endpoint: String, _ pool: ZRankProcess) throws {
-        let client = try PoolClient(endpoint: endpoint)
-        let start = Date()
-        var n: UInt64 = 1_000_000
-        while Date().timeIntervalSince(start) < 20 {
-            n += 1
-            try client.send(type: .infoRequest, requestID: n, body: [], deadlineMs: 300)
-            if let a = try client.receive(timeoutMs: 400), a.header.type == .infoResponse { return }
-            XCTAssertTrue(pool.process.isRunning, "pool exited: \(pool.output)")
-        }
-        XCTFail("pool did not come up: \(pool.output)")
     }
 
     private func rankBody(_ query: String, _ candidates: [String] = [], topK: UInt32 = 0) -> [UInt8] {

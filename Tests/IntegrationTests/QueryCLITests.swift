@@ -14,11 +14,7 @@ final class QueryCLITests: XCTestCase {
 
     private func startPool(_ endpoint: String, extra: [String] = []) throws -> ZRankProcess {
         let pool = try ZRankProcess(["serve", "--model", fixture.model, "--index", fixture.index, "--workers", "1", "--bind", endpoint] + extra)
-        let start = Date()
-        while Date().timeIntervalSince(start) < 20 {
-            if try zrank(["query", "--endpoint", endpoint, "--text", "ping", "--top-k", "1", "--timeout", "500ms"]).status == 0 { return pool }
-        }
-        XCTFail("pool did not come up: \(pool.output)")
+        XCTAssertTrue(try pool.waitUntilServing(endpoint), "pool did not come up: \(pool.output)")
         return pool
     }
 
@@ -61,11 +57,7 @@ final class QueryCLITests: XCTestCase {
     func testBatch_retriesOverloaded_untilEveryRequestIsRanked() throws {
         let endpoint = fixture.ipcEndpoint("overload")
         // A queue of 2 and a slow worker: most sends are refused OVERLOADED at first, then retried with backoff.
-        let pool = try ZRankProcess(["serve", "--model", fixture.model, "--index", fixture.index, "--workers", "1", "--bind", endpoint, "--queue-bound", "2", "--fault-stall-ms", "15"])
-        let start = Date()
-        while Date().timeIntervalSince(start) < 20 {
-            if try zrank(["query", "--endpoint", endpoint, "--text", "ping", "--top-k", "1", "--timeout", "500ms"]).status == 0 { break }
-        }
+        let pool = try startPool(endpoint, extra: ["--queue-bound", "2", "--fault-stall-ms", "15"])
         let lines = (0..<40).map { "{\"id\": \($0), \"query\": \"lamp \($0)\", \"candidates\": [\"\(fixture.itemIDs[$0])\"]}" }
         let file = fixture.directory.appendingPathComponent("overload-\(UUID().uuidString).jsonl").path
         try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)

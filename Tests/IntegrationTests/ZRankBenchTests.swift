@@ -16,16 +16,7 @@ final class ZRankBenchTests: XCTestCase {
         let pool = try ZRankProcess(
             ["serve", "--model", fixture.model, "--index", fixture.index, "--workers", "1", "--bind", endpoint],
             environment: environment)
-        // Ready when an Info request is answered (Info does not count towards the worker's fault schedule).
-        let client = try PoolClient(endpoint: endpoint)
-        let start = Date()
-        var id: UInt64 = 0
-        while Date().timeIntervalSince(start) < 20 {
-            id += 1
-            try client.send(type: .infoRequest, requestID: id, body: [], deadlineMs: 300)
-            if let a = try client.receive(timeoutMs: 400), a.header.type == .infoResponse { return pool }
-        }
-        XCTFail("pool did not come up: \(pool.output)")
+        XCTAssertTrue(try pool.waitUntilServing(endpoint), "pool did not come up: \(pool.output)")
         return pool
     }
 

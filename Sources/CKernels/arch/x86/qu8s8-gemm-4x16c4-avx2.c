@@ -5,8 +5,9 @@
 // instructions issue on the same two multiply pipes (16 MACs per multiply-pipe slot either way: vpmaddubsw needs a
 // second vpmaddwd to widen its pairs), so the exact form costs no peak throughput. A is widened once per GEMM
 // (zrk_u8_widen_rows); the s8 weights are sign-extended in registers (vpmovsxbw), which keeps the mapped panel
-// as the kernel's input and halves weight traffic against a pre-widened copy (batch-1 encoder here: 4.4-4.6 ms
-// against 5.2 ms with a pre-widened copy, whose advantage shows only on hot-cache GEMM benchmarks).
+// as the kernel's input and halves weight traffic against a pre-widened int16 copy. (An ad-hoc comparison during
+// development favoured this on the encoder's cold-weight small-M GEMMs and the copy only on hot-cache GEMM loops;
+// it was not committed as a benchmark.)
 //
 // The 16 columns are done as two passes of 8 (4 rows x 2 accumulators each), which keeps accumulators, broadcast
 // rows, weights and the product temporary in the 16 ymm registers without spills.
