@@ -42,6 +42,8 @@ public enum ZMQSocketType: Int32, Sendable {
     case pair = 0  // ZMQ_PAIR
     case router = 6  // ZMQ_ROUTER
     case dealer = 5  // ZMQ_DEALER
+    /// Raw TCP peers (each message: [peer id, bytes]); zrank serves plain HTTP `/metrics` with it.
+    case stream = 11  // ZMQ_STREAM
 }
 
 /// A ZeroMQ socket (not thread-safe: one thread owns it).

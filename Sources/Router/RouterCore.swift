@@ -1,5 +1,6 @@
 import DequeModule
 import Protocol
+import SwiftProtobuf
 
 /// Router limits and timings (all configurable from `zrank router` / `zrank serve`).
 public struct RouterConfiguration: Sendable {
@@ -38,9 +39,12 @@ public struct RouterCore {
         var deadline: UInt64
         var attempts: Int
         var worker: [UInt8]?
+        var dispatchedAt: UInt64 = 0
     }
 
     struct WorkerEntry {
+        /// The id the worker announced (stable across reconnects, unlike its socket identity).
+        var name: String
         var version: String
         var capacity: Int
         var inFlight: Set<UInt64> = []
@@ -51,6 +55,57 @@ public struct RouterCore {
         var pendingLoad: [UInt8]?
         /// Loading another version (sent LOAD, waiting for its READY).
         var loading = false
+        /// Loaded, now warming up and checking its smoke set (said by the worker's heartbeat).
+        var warming = false
+    }
+
+    /// One answered request, for metrics: which version answered (empty when the router answered itself), the
+    /// outcome (`OK` or an error code name), time queued in the router and time on the worker.
+    public struct Completion: Equatable, Sendable {
+        public var version: String
+        public var outcome: String
+        public var queueMicros: UInt64
+        public var computeMicros: UInt64
+    }
+
+    /// How a shadow version's rankings agree with the live version's on the same requests.
+    public struct ShadowStats: Equatable, Sendable {
+        public var version: String
+        /// Copies sent to the shadow version.
+        public var sent = 0
+        /// Pairs (live answer, shadow answer) compared.
+        public var compared = 0
+        /// Shadow answers that were errors.
+        public var errors = 0
+        var overlapSum = 0.0
+        var correlationSum = 0.0
+        var correlationCount = 0
+
+        /// Mean share of the live top 10 that the shadow top 10 also holds (0-1).
+        public var top10Overlap: Double { compared > 0 ? overlapSum / Double(compared) : 0 }
+        /// Mean Spearman rank correlation over the items both top-10 lists hold (pairs sharing at least 2 items).
+        public var rankCorrelation: Double { correlationCount > 0 ? correlationSum / Double(correlationCount) : 0 }
+        public var errorRate: Double { compared + errors > 0 ? Double(errors) / Double(compared + errors) : 0 }
+
+        mutating func add(live: [String], shadow: [String]) {
+            let a = Array(live.prefix(10))
+            let b = Array(shadow.prefix(10))
+            compared += 1
+            let common = Set(a).intersection(b)
+            let denominator = max(a.count, b.count)
+            overlapSum += denominator > 0 ? Double(common.count) / Double(denominator) : 1
+            guard common.count >= 2 else { return }
+            let ra = a.filter(common.contains)
+            let rb = Dictionary(uniqueKeysWithValues: b.filter(common.contains).enumerated().map { ($1, $0) })
+            let n = Double(common.count)
+            var d2 = 0.0
+            for (i, id) in ra.enumerated() {
+                let d = Double(i - rb[id]!)
+                d2 += d * d
+            }
+            correlationSum += 1 - 6 * d2 / (n * (n * n - 1))
+            correlationCount += 1
+        }
     }
 
     /// What the router has seen of one model version (answers from its workers).
@@ -85,8 +140,10 @@ public struct RouterCore {
     /// A worker as the coordinator sees it.
     public struct WorkerView: Equatable, Sendable {
         public var identity: [UInt8]
+        /// The id the worker announced.
+        public var name: String
         public var version: String
-        public var state: String  // "ready" | "draining" | "loading"
+        public var state: String  // "ready" | "draining" | "loading" | "warming"
         public var inFlight: Int
     }
 
@@ -102,8 +159,21 @@ public struct RouterCore {
     /// Unpinned requests dispatched per version since the split was set (for deficit scheduling).
     private var dispatchedByVersion: [String: Int] = [:]
     private(set) public var stats: [String: VersionStats] = [:]
+    /// Per-version figures since the last `resetWindow()` (what a rollout step is judged on).
+    private(set) public var windowStats: [String: VersionStats] = [:]
+    /// Answers not yet collected by `takeCompletions()` (bounded).
+    private var completions: [Completion] = []
+    /// The version that scores copies of live requests without answering them, and how it agrees.
+    private(set) public var shadow: ShadowStats?
+    /// Shadow copies in flight: shadow ticket → live ticket.
+    private var shadowTickets: [UInt64: UInt64] = [:]
+    /// Live ticket → (live ranking, shadow ranking) until both are in; insertion order bounds it.
+    private var comparisons: [UInt64: (live: [String]?, shadow: [String]?)] = [:]
+    private var comparisonOrder = Deque<UInt64>()
     private var lastHeartbeat: UInt64 = 0
     private(set) public var draining = false
+    /// Workers declared dead or gone since start.
+    private(set) public var workersLost = 0
 
     public init(configuration: RouterConfiguration = RouterConfiguration()) {
         self.configuration = configuration
@@ -121,7 +191,8 @@ public struct RouterCore {
         lru.compactMap { id in
             workers[id].map {
                 WorkerView(
-                    identity: id, version: $0.version, state: $0.loading ? "loading" : $0.draining ? "draining" : "ready",
+                    identity: id, name: $0.name, version: $0.version,
+                    state: $0.loading ? ($0.warming ? "warming" : "loading") : $0.draining ? "draining" : "ready",
                     inFlight: $0.inFlight.count)
             }
         }
@@ -157,6 +228,36 @@ public struct RouterCore {
         workers[identity]!.pendingLoad = nil
         workers[identity]!.loading = true
         return [.toWorker([identity, FrameHeader(type: .load, requestID: 0).bytes, body])]
+    }
+
+    /// Starts a new judging window: `windowStats` empties.
+    public mutating func resetWindow() {
+        windowStats = [:]
+    }
+
+    /// Answers since the last call (for metrics).
+    public mutating func takeCompletions() -> [Completion] {
+        defer { completions.removeAll(keepingCapacity: true) }
+        return completions
+    }
+
+    private mutating func complete(_ c: Completion) {
+        if completions.count >= 65_536 { completions.removeFirst(32_768) }
+        completions.append(c)
+    }
+
+    /// Starts (or, with nil, stops) shadow scoring: each unpinned rank request that goes to a live worker is also
+    /// sent to a free worker of `version` when one exists; its answer is compared, never returned. Shadow workers
+    /// take no live traffic while a split without their version is set.
+    public mutating func setShadow(_ version: String?) {
+        if let version {
+            if shadow?.version != version { shadow = ShadowStats(version: version) }
+        } else {
+            shadow = nil
+        }
+        shadowTickets.removeAll()
+        comparisons.removeAll()
+        comparisonOrder.removeAll()
     }
 
     /// Requests in flight on one worker (0 when unknown).
@@ -258,16 +359,23 @@ public struct RouterCore {
                 workers[identity]!.lastSeen = now
                 if workers[identity]!.loading {
                     workers[identity]!.loading = false
+                    workers[identity]!.warming = false
                     workers[identity]!.draining = false
                 }
             } else {
-                workers[identity] = WorkerEntry(version: version, capacity: capacity, lastSeen: now)
+                let name = ready?.workerID ?? ""
+                workers[identity] = WorkerEntry(
+                    name: name.isEmpty ? String(decoding: identity, as: UTF8.self) : name, version: version,
+                    capacity: capacity, lastSeen: now)
                 lru.append(identity)
             }
             return dispatch(now: now)
         case .heartbeat:
             if workers[identity] != nil {
                 workers[identity]!.lastSeen = now
+                if frames.count > 2 && frames[2] == Array("warming".utf8) && workers[identity]!.loading {
+                    workers[identity]!.warming = true
+                }
                 return []
             }
             // Unknown worker (e.g. the router restarted): ask it to reconnect and announce itself.
@@ -280,11 +388,29 @@ public struct RouterCore {
             let ticketID = header.requestID
             workers[identity]!.inFlight.remove(ticketID)
             var actions: [RouterAction] = startLoadIfDrained(identity)
+            if let liveID = shadowTickets.removeValue(forKey: ticketID) {
+                shadowAnswer(liveID, header: header, body: frames.count > 2 ? frames[2] : [])
+                return actions + dispatch(now: now)
+            }
             if let ticket = tickets[ticketID], ticket.worker == identity {
                 tickets[ticketID] = nil
                 let version = workers[identity]!.version
-                stats[version, default: VersionStats()].record(
-                    micros: now > ticket.receivedAt ? (now - ticket.receivedAt) / 1000 : 0, error: header.type == .error)
+                let micros = now > ticket.receivedAt ? (now - ticket.receivedAt) / 1000 : 0
+                let isError = header.type == .error
+                stats[version, default: VersionStats()].record(micros: micros, error: isError)
+                windowStats[version, default: VersionStats()].record(micros: micros, error: isError)
+                var outcome = "OK"
+                if isError {
+                    let code = frames.count > 2 ? (try? Zrank_V1_Error(serializedBytes: frames[2]))?.code : nil
+                    outcome = (code ?? .internal).name
+                }
+                complete(Completion(
+                    version: version, outcome: outcome,
+                    queueMicros: ticket.dispatchedAt > ticket.receivedAt ? (ticket.dispatchedAt - ticket.receivedAt) / 1000 : 0,
+                    computeMicros: now > ticket.dispatchedAt ? (now - ticket.dispatchedAt) / 1000 : 0))
+                if comparisons[ticketID] != nil {
+                    liveAnswer(ticketID, header: header, body: frames.count > 2 ? frames[2] : [])
+                }
                 var h = header
                 h.requestID = ticket.clientRequestID
                 h.queueMicros = 0
@@ -347,6 +473,7 @@ public struct RouterCore {
 
     private mutating func workerFailed(_ identity: [UInt8], now: UInt64) -> [RouterAction] {
         guard let entry = workers.removeValue(forKey: identity) else { return [] }
+        workersLost += 1
         if let i = lru.firstIndex(of: identity) { lru.remove(at: i) }
         var actions: [RouterAction] = []
         for id in entry.inFlight.sorted() {
@@ -403,12 +530,16 @@ public struct RouterCore {
             var ticket = t
             ticket.worker = identity
             ticket.attempts += 1
+            ticket.dispatchedAt = now
             tickets[id] = ticket
             var header = FrameHeader(type: t.type, requestID: id)
             let left = t.deadline > now ? (t.deadline - now) / 1_000_000 : 1
             header.deadlineMs = UInt32(min(left, UInt64(UInt32.max)))
             header.queueMicros = UInt32(min((now - t.receivedAt) / 1000, UInt64(UInt32.max)))
             actions.append(.toWorker([identity, header.bytes, t.body]))
+            if let s = shadow, t.pin == nil, t.type == .rankRequest, t.attempts == 0, workers[identity]!.version != s.version {
+                actions += shadowCopy(of: id, header: header, body: t.body)
+            }
         }
         return actions
     }
@@ -437,7 +568,65 @@ public struct RouterCore {
         return best?.0
     }
 
-    private func reply(_ envelope: [[UInt8]], id: UInt64, _ code: Zrank_V1_Error.Code, _ message: String) -> RouterAction {
-        .toClient(envelope + errorFrames(requestID: id, code, message))
+    /// An error answer from the router itself (counted as a completion with no version).
+    private mutating func reply(_ envelope: [[UInt8]], id: UInt64, _ code: Zrank_V1_Error.Code, _ message: String) -> RouterAction {
+        complete(Completion(version: "", outcome: code.name, queueMicros: 0, computeMicros: 0))
+        return .toClient(envelope + errorFrames(requestID: id, code, message))
+    }
+
+    // MARK: - Shadow scoring
+
+    /// Sends a copy of live ticket `liveID` to a free shadow worker, if there is one.
+    private mutating func shadowCopy(of liveID: UInt64, header: FrameHeader, body: [UInt8]) -> [RouterAction] {
+        guard let version = shadow?.version,
+            let w = lru.firstIndex(where: {
+                guard let e = workers[$0] else { return false }
+                return e.version == version && !e.draining && e.inFlight.count < e.capacity
+            })
+        else { return [] }
+        let identity = lru.remove(at: w)
+        lru.append(identity)
+        let shadowID = nextTicket
+        nextTicket += 1
+        workers[identity]!.inFlight.insert(shadowID)
+        shadowTickets[shadowID] = liveID
+        comparisons[liveID] = (nil, nil)
+        comparisonOrder.append(liveID)
+        while comparisonOrder.count > 4096, let old = comparisonOrder.popFirst() { comparisons[old] = nil }
+        shadow!.sent += 1
+        var h = header
+        h.requestID = shadowID
+        return [.toWorker([identity, h.bytes, body])]
+    }
+
+    private static func rankedIDs(_ header: FrameHeader, _ body: [UInt8]) -> [String]? {
+        guard header.type == .rankResponse, let r = try? Zrank_V1_RankResponse(serializedBytes: body) else { return nil }
+        return r.items.map(\.id)
+    }
+
+    private mutating func liveAnswer(_ liveID: UInt64, header: FrameHeader, body: [UInt8]) {
+        guard let ids = Self.rankedIDs(header, body) else {
+            comparisons[liveID] = nil
+            return
+        }
+        comparisons[liveID]!.live = ids
+        finishComparison(liveID)
+    }
+
+    private mutating func shadowAnswer(_ liveID: UInt64, header: FrameHeader, body: [UInt8]) {
+        guard comparisons[liveID] != nil else { return }
+        guard let ids = Self.rankedIDs(header, body) else {
+            shadow?.errors += 1
+            comparisons[liveID] = nil
+            return
+        }
+        comparisons[liveID]!.shadow = ids
+        finishComparison(liveID)
+    }
+
+    private mutating func finishComparison(_ liveID: UInt64) {
+        guard let pair = comparisons[liveID], let live = pair.live, let copy = pair.shadow else { return }
+        comparisons[liveID] = nil
+        shadow?.add(live: live, shadow: copy)
     }
 }

@@ -15,6 +15,8 @@ public final class RouterService {
     public var drainTimeoutMs: UInt64 = 4000
 
     private let controlEndpoint: String?
+    private let metrics = RouterMetrics()
+    private var workersLostReported = 0
 
     /// - Parameter control: the admin endpoint (operator tools), or nil for none.
     public init(frontend: String, backend: String, control: String? = nil, configuration: RouterConfiguration, logger: Logger) {
@@ -80,7 +82,8 @@ public final class RouterService {
                         continue
                     }
                     var actions: [RouterAction] = []
-                    let answer = ControlHandler.handle(frames[2], core: &core, actions: &actions)
+                    refreshMetrics()
+                    let answer = ControlHandler.handle(frames[2], core: &core, metrics: metrics, actions: &actions)
                     perform(actions, frontend: frontend, backend: backend)
                     try? control.send([frames[0], FrameHeader(type: .control, requestID: header.requestID).bytes, answer], dontWait: true)
                 }
@@ -100,7 +103,15 @@ public final class RouterService {
                 }
             }
             perform(core.tick(now: monotonicNanos()), frontend: frontend, backend: backend)
+            metrics.record(core.takeCompletions())
         }
+    }
+
+    private func refreshMetrics() {
+        metrics.record(core.takeCompletions())
+        metrics.workerLost(core.workersLost - workersLostReported)
+        workersLostReported = core.workersLost
+        metrics.update(core, traffic: ControlHandler.traffic(core))
     }
 
     private func perform(_ actions: [RouterAction], frontend: ZMQSocket, backend: ZMQSocket) {

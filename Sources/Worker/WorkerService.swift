@@ -10,7 +10,8 @@ import SwiftProtobuf
 /// Fault injection for tests: off by default, set only by documented flags or environment variables of the real
 /// `zrank worker` binary (`--fault-stall-ms`, `--fault-fail-every`, `--fault-crash-after`, `--fault-pause-ms` with
 /// `--fault-pause-after`; environment `ZRANK_FAULT_STALL_MS`, `ZRANK_FAULT_FAIL_EVERY`, `ZRANK_FAULT_CRASH_AFTER`,
-/// `ZRANK_FAULT_PAUSE_MS`, `ZRANK_FAULT_PAUSE_AFTER`).
+/// `ZRANK_FAULT_PAUSE_MS`, `ZRANK_FAULT_PAUSE_AFTER`). With `--fault-version NAME` (`ZRANK_FAULT_VERSION`) the faults
+/// apply only while the worker serves that version: a deliberately bad release for rollback tests.
 public struct FaultInjection: Sendable, Equatable {
     /// Sleep this long before answering each request.
     public var stallMs = 0
@@ -21,8 +22,13 @@ public struct FaultInjection: Sendable, Equatable {
     /// Stall once, for this long, on request number `pauseAfter` (a GC pause, a page-in storm).
     public var pauseMs = 0
     public var pauseAfter = 0
+    /// Only while serving this version (nil: always).
+    public var version: String?
 
-    public init(stallMs: Int = 0, failEvery: Int = 0, crashAfter: Int = 0, pauseMs: Int = 0, pauseAfter: Int = 0) {
+    public init(
+        stallMs: Int = 0, failEvery: Int = 0, crashAfter: Int = 0, pauseMs: Int = 0, pauseAfter: Int = 0, version: String? = nil
+    ) {
+        self.version = version
         self.stallMs = stallMs
         self.failEvery = failEvery
         self.crashAfter = crashAfter
@@ -200,7 +206,7 @@ public final class WorkerService: @unchecked Sendable {
             else { return }
             switch header.type {
             case .infoRequest: try? link.send(info(header))
-            case .load: try? link.send(load(frames[1]))
+            case .load: try? link.send(load(frames[1], link: link))
             default: try? link.send(rank(header, body: frames[1]))
             }
         }
@@ -208,7 +214,7 @@ public final class WorkerService: @unchecked Sendable {
 
     /// Loads another version in place: map the model and index, warm up, check a smoke set of queries (each must
     /// get a ranked answer), then serve it. On any failure the current version stays. Returns the READY to send.
-    private func load(_ body: [UInt8]) -> [[UInt8]] {
+    private func load(_ body: [UInt8], link: ZMQSocket) -> [[UInt8]] {
         let request = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: String] ?? [:]
         let started = monotonicNanos()
         do {
@@ -219,6 +225,9 @@ public final class WorkerService: @unchecked Sendable {
             let model = try ModelFile(path: modelPath)
             let index = try CatalogIndex(path: indexPath, model: model)
             let next = try Ranker(model: model, index: index, version: version, limits: ranker.limits, threads: ranker.threads)
+            // Mapped: tell the router (through the I/O thread) that warm-up and the smoke set are next.
+            try? link.send([FrameHeader(type: .heartbeat, requestID: 0).bytes, Array("warming".utf8)])
+            _ = try next.embed("warm up")
             for query in ["sofa", "modern accent chair", "outdoor rug"] {
                 let outcome = try next.rank(RankQuery(query: query, topK: 3))
                 guard !outcome.items.isEmpty else { throw RankError("smoke query \"\(query)\" got no ranked items") }
@@ -242,7 +251,7 @@ public final class WorkerService: @unchecked Sendable {
     private func rank(_ header: FrameHeader, body: [UInt8]) -> [[UInt8]] {
         let start = monotonicNanos()
         handled += 1
-        let faults = configuration.faults
+        let faults = configuration.faults.version.map { $0 == ranker.version } ?? true ? configuration.faults : FaultInjection()
         if faults.crashAfter > 0 && handled >= faults.crashAfter {
             logger.critical("fault injection: crashing", metadata: ["requests.handled": "\(handled)"])
             exit(86)

@@ -70,13 +70,17 @@ struct FaultOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("...on the Nth request (env ZRANK_FAULT_PAUSE_AFTER).", visibility: .hidden))
     var faultPauseAfter: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Test fault: apply the faults only while serving this version (env ZRANK_FAULT_VERSION).", visibility: .hidden))
+    var faultVersion: String?
+
     var faults: FaultInjection {
         let env = ProcessInfo.processInfo.environment
         func pick(_ flag: Int?, _ name: String) -> Int { flag ?? Int(env[name] ?? "") ?? 0 }
         return FaultInjection(
             stallMs: pick(faultStallMs, "ZRANK_FAULT_STALL_MS"), failEvery: pick(faultFailEvery, "ZRANK_FAULT_FAIL_EVERY"),
             crashAfter: pick(faultCrashAfter, "ZRANK_FAULT_CRASH_AFTER"), pauseMs: pick(faultPauseMs, "ZRANK_FAULT_PAUSE_MS"),
-            pauseAfter: pick(faultPauseAfter, "ZRANK_FAULT_PAUSE_AFTER"))
+            pauseAfter: pick(faultPauseAfter, "ZRANK_FAULT_PAUSE_AFTER"),
+            version: faultVersion ?? env["ZRANK_FAULT_VERSION"].flatMap { $0.isEmpty ? nil : $0 })
     }
 }
 

@@ -12,11 +12,15 @@ import Glibc
 
 extension ZRank {
     /// `zrank serve --model FILE.zrm --index FILE.zri --workers N --bind ENDPOINT [--backend ENDPOINT]`, or
-    /// `zrank serve --registry DIR --version NAME ...`
+    /// `zrank serve --registry DIR --version NAME --workers N --bind ENDPOINT [--admin ENDPOINT] [--metrics HOST:PORT]`
     struct Serve: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Start a router and N worker processes, restart crashed workers, drain on SIGTERM/SIGINT.",
-            discussion: "Serve a model and index (--model, --index) or a registry version (--registry, --version).")
+            abstract: "Start a router, N worker processes and the coordinator; restart crashed ones, drain on SIGTERM/SIGINT.",
+            discussion: """
+                Serve a model and index (--model, --index) or a registry version (--registry, --version). In registry \
+                mode the coordinator runs rollouts (zrankctl rollout) and keeps its state in DIR/rollout.json; a \
+                finished rollout's version is what a later `serve` starts.
+                """)
 
         @OptionGroup var ranking: RankingOptions
 
@@ -38,6 +42,9 @@ extension ZRank {
         @Option(name: .long, help: "Version name workers announce (default: the model's); with --registry, the version to serve.")
         var version: String?
 
+        @Option(name: .long, help: "Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (default: off).")
+        var metrics: String?
+
         @OptionGroup var routerOptions: RouterOptions
         @OptionGroup var faultOptions: FaultOptions
 
@@ -55,6 +62,8 @@ extension ZRank {
             }
             try validateEndpoint(bind, "--bind")
             if let backend { try validateEndpoint(backend, "--backend") }
+            if let admin { try validateEndpoint(admin, "--admin") }
+            if let metrics { try validateHostPort(metrics, "--metrics") }
         }
 
         func run() throws {
@@ -62,12 +71,22 @@ extension ZRank {
             let logger = makeLogger("zrank.serve")
             var modelPath = ranking.model ?? ""
             var indexPath = ranking.index ?? ""
-            if let registry, let version {
+            var version = self.version
+            if let registry, let asked = version {
                 do {
                     let r = try Registry(path: registry)
-                    try r.verify(version)
-                    modelPath = r.modelPath(version)
-                    indexPath = r.indexPath(version)
+                    // A finished (or rolled back) rollout says which version is live now.
+                    var serving = asked
+                    if let record = try RolloutStore(registry: r).load(), record.stable != asked {
+                        logger.warning(
+                            "the rollout record names another live version; serving it",
+                            metadata: ["asked": "\(asked)", "serving": "\(record.stable)", "rollout.state": "\(record.state.rawValue)"])
+                        serving = record.stable
+                    }
+                    try r.verify(serving)
+                    modelPath = r.modelPath(serving)
+                    indexPath = r.indexPath(serving)
+                    version = serving
                 } catch {
                     throw CLIFailure("zrank serve: \(error)")
                 }
@@ -82,7 +101,8 @@ extension ZRank {
             let backendEndpoint = backend ?? defaultBackendEndpoint()
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             let adminEndpoint = admin ?? runtimeEndpoint("admin")
-            let routerArgs = ["router", "--bind", bind, "--backend", backendEndpoint, "--control", adminEndpoint,
+            let routerControl = runtimeEndpoint("router-control")
+            let routerArgs = ["router", "--bind", bind, "--backend", backendEndpoint, "--control", routerControl,
                               "--queue-bound", "\(routerOptions.queueBound)", "--deadline-ms", "\(routerOptions.deadlineMs)"]
             var workerArgs = ["worker", "--model", modelPath, "--index", indexPath, "--connect", backendEndpoint,
                               "--max-candidates", "\(ranking.maxCandidates)", "--max-query-bytes", "\(ranking.maxQueryBytes)",
@@ -92,15 +112,22 @@ extension ZRank {
             if faults.stallMs > 0 { workerArgs += ["--fault-stall-ms", "\(faults.stallMs)"] }
             if faults.failEvery > 0 { workerArgs += ["--fault-fail-every", "\(faults.failEvery)"] }
             if faults.crashAfter > 0 { workerArgs += ["--fault-crash-after", "\(faults.crashAfter)"] }
+            if let v = faults.version { workerArgs += ["--fault-version", v] }
             if faults.pauseMs > 0 { workerArgs += ["--fault-pause-ms", "\(faults.pauseMs)", "--fault-pause-after", "\(faults.pauseAfter)"] }
             var supervisor = Supervisor(executable: executable, logger: logger)
             supervisor.add(name: "router", arguments: routerArgs)
             for i in 0..<workers {
                 supervisor.add(name: "worker-\(i + 1)", arguments: workerArgs + ["--id", "w\(i + 1)"])
             }
+            var coordinatorArgs = ["coordinator", "--admin", adminEndpoint, "--router-control", routerControl,
+                                   "--version", version ?? file.version, "--expect-workers", "\(workers)"]
+            if let registry { coordinatorArgs += ["--registry", registry] }
+            if let metrics { coordinatorArgs += ["--metrics", metrics] }
+            supervisor.add(name: "coordinator", arguments: coordinatorArgs)
             logger.info(
                 "serving",
                 metadata: ["bind": "\(bind)", "backend": "\(backendEndpoint)", "admin": "\(adminEndpoint)", "workers": "\(workers)",
+                           "metrics": "\(metrics.map { "http://\($0)/metrics" } ?? "off")",
                            "model.version": "\(version ?? file.version)"])
             try supervisor.run()
         }
@@ -182,5 +209,63 @@ struct Supervisor {
             if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         }
         logger.info("stopped")
+    }
+}
+
+func validateHostPort(_ value: String, _ flag: String) throws {
+    guard let colon = value.lastIndex(of: ":"), !value[..<colon].isEmpty, let port = Int(value[value.index(after: colon)...]),
+        (0...65535).contains(port)
+    else {
+        throw ValidationError("\(flag) \(value): give HOST:PORT, e.g. 127.0.0.1:9464")
+    }
+}
+
+extension ZRank {
+    /// `zrank coordinator --admin ENDPOINT --router-control ENDPOINT --version NAME [--registry DIR] [--metrics HOST:PORT]`
+    struct CoordinatorCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "coordinator",
+            abstract: "Run the coordinator: operator commands (zrankctl), rollouts with automatic rollback, metrics.",
+            discussion: "Started by `zrank serve`; run it alone against a router started with `zrank router --control`.")
+
+        @Option(name: .long, help: "Admin endpoint to bind for zrankctl (tcp:// or ipc://).")
+        var admin: String
+
+        @Option(name: .long, help: "The router's control endpoint (zrank router --control).")
+        var routerControl: String
+
+        @Option(name: .long, help: "The model registry versions are loaded from (without it: status and pins only).")
+        var registry: String?
+
+        @Option(name: .long, help: "The live version when no rollout record exists.")
+        var version: String
+
+        @Option(name: .long, help: "Workers the supervisor runs (ids w1...wN), so status shows missing ones as starting or dead.")
+        var expectWorkers: Int = 0
+
+        @Option(name: .long, help: "Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics.")
+        var metrics: String?
+
+        func validate() throws {
+            try validateEndpoint(admin, "--admin")
+            try validateEndpoint(routerControl, "--router-control")
+            if let metrics { try validateHostPort(metrics, "--metrics") }
+        }
+
+        func run() throws {
+            CSystem_install_stop_handlers()
+            followParent()
+            let logger = makeLogger("zrank.coordinator")
+            do {
+                var config = CoordinatorConfiguration(
+                    adminEndpoint: admin, routerControl: routerControl, registry: try registry.map { try Registry(path: $0) },
+                    stableVersion: version)
+                config.expectedWorkers = (0..<max(0, expectWorkers)).map { "w\($0 + 1)" }
+                config.metrics = metrics
+                try CoordinatorService(configuration: config, logger: logger).run { CSystem_stop_requested() != 0 }
+            } catch {
+                throw CLIFailure("zrank coordinator: \(error)")
+            }
+        }
     }
 }

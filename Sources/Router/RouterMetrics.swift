@@ -1,0 +1,107 @@
+import Prometheus
+
+/// The router's Prometheus metrics: request outcomes by version and code, queue and compute time, queue depth,
+/// requests in flight, workers by state and the traffic split. Exposed through the admin `metrics` op (the
+/// coordinator serves them over HTTP at `/metrics`).
+final class RouterMetrics {
+    let registry = PrometheusCollectorRegistry()
+    private var outcomes: [String: Counter] = [:]
+    private var compute: [String: ValueHistogram] = [:]
+    private let queueTime: ValueHistogram
+    private let queueDepth: Gauge
+    private let inFlight: Gauge
+    private var workerStates: [String: Gauge] = [:]
+    private var shares: [String: Gauge] = [:]
+    private var workersDead: Counter
+
+    /// Seconds: 100 µs to 10 s.
+    static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+    init() {
+        queueTime = registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(
+                namespace: "zrank", metricName: "queue_time", unitName: "seconds",
+                helpText: "Time a request waited in the router for a free worker."),
+            labels: [], buckets: Self.buckets)
+        queueDepth = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "zrank", metricName: "queue_depth", unitName: "requests", helpText: "Requests waiting for a worker."),
+            labels: [])
+        inFlight = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "zrank", metricName: "in_flight", unitName: "requests", helpText: "Requests sent to workers, not answered yet."),
+            labels: [])
+        workersDead = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "zrank", metricName: "workers_lost", unitName: "total",
+                helpText: "Workers the router declared dead (missed heartbeats or gone)."),
+            labels: [])
+        for state in ["ready", "draining", "loading", "warming"] { _ = workerGauge(state) }
+    }
+
+    private func workerGauge(_ state: String) -> Gauge {
+        if let g = workerStates[state] { return g }
+        let g = registry.makeGauge(
+            descriptor: MetricNameDescriptor(namespace: "zrank", metricName: "workers", unitName: "count", helpText: "Live workers by state."),
+            labels: [("state", state)])
+        workerStates[state] = g
+        return g
+    }
+
+    /// Counts answered requests.
+    func record(_ completions: [RouterCore.Completion]) {
+        for c in completions {
+            let key = c.version + "\u{0}" + c.outcome
+            let counter = outcomes[key] ?? {
+                let counter = registry.makeCounter(
+                    descriptor: MetricNameDescriptor(
+                        namespace: "zrank", metricName: "requests", unitName: "total",
+                        helpText: "Answered requests by model version (empty: answered by the router) and outcome (OK or error code)."),
+                    labels: [("version", c.version), ("outcome", c.outcome)])
+                outcomes[key] = counter
+                return counter
+            }()
+            counter.increment()
+            guard !c.version.isEmpty else { continue }
+            queueTime.record(Double(c.queueMicros) / 1e6)
+            let histogram = compute[c.version] ?? {
+                let h = registry.makeValueHistogram(
+                    descriptor: MetricNameDescriptor(
+                        namespace: "zrank", metricName: "compute_time", unitName: "seconds",
+                        helpText: "Time from dispatch to a worker until its answer, by model version."),
+                    labels: [("version", c.version)], buckets: Self.buckets)
+                compute[c.version] = h
+                return h
+            }()
+            histogram.record(Double(c.computeMicros) / 1e6)
+        }
+    }
+
+    func workerLost(_ count: Int) {
+        if count > 0 { workersDead.increment(by: Int64(count)) }
+    }
+
+    /// Refreshes the gauges from the router's state.
+    func update(_ core: RouterCore, traffic: [String: Double]) {
+        queueDepth.set(to: Double(core.queueDepth))
+        inFlight.set(to: Double(core.inFlight))
+        var counts: [String: Int] = [:]
+        for w in core.workerViews { counts[w.state, default: 0] += 1 }
+        for state in Set(workerStates.keys).union(counts.keys) { workerGauge(state).set(to: Double(counts[state] ?? 0)) }
+        for version in Set(shares.keys).union(traffic.keys) {
+            let gauge = shares[version] ?? {
+                let g = registry.makeGauge(
+                    descriptor: MetricNameDescriptor(
+                        namespace: "zrank", metricName: "traffic_share", unitName: "ratio",
+                        helpText: "Share of unpinned traffic each model version gets (0-1)."),
+                    labels: [("version", version)])
+                shares[version] = g
+                return g
+            }()
+            gauge.set(to: traffic[version] ?? 0)
+        }
+    }
+
+    /// The Prometheus text exposition.
+    func text() -> String { registry.emitToString() }
+}

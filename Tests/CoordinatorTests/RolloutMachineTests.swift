@@ -1,0 +1,216 @@
+import Coordinator
+import Foundation
+import XCTest
+
+/// The rollout state machine without sockets: steps, judging, rollback, one worker at a time, restarts, persistence.
+final class RolloutMachineTests: XCTestCase {
+    private func worker(_ n: Int, _ version: String, _ state: String = "ready") -> WorkerSnapshot {
+        WorkerSnapshot(id: "w\(n)-id", name: "w\(n)", version: version, state: state)
+    }
+
+    private func observe(
+        _ m: inout RolloutMachine, _ workers: [WorkerSnapshot], _ window: [String: WindowFigures] = [:], at now: Double
+    ) -> [RolloutAction] {
+        m.observe(PoolObservation(workers: workers, window: window, now: now))
+    }
+
+    private func loads(_ actions: [RolloutAction]) -> [(String, String)] {
+        actions.compactMap { if case .load(let w, let v) = $0 { return (w, v) } else { return nil } }
+    }
+
+    private func splits(_ actions: [RolloutAction]) -> [[String: Double]] {
+        actions.compactMap { if case .split(let s) = $0 { return s } else { return nil } }
+    }
+
+    private func plan(_ target: String = "v2") -> RolloutPlan {
+        var p = RolloutPlan(target: target)
+        p.canary = 0.1
+        p.step = 0.5
+        p.intervalSeconds = 10
+        p.minRequests = 50
+        p.maxErrorRate = 0.01
+        return p
+    }
+
+    func testCanaryStepsAndDone_movesOneWorkerAtATime() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        var a = try m.start(plan(), workerCount: 2, now: 0)
+        XCTAssertEqual(splits(a), [["v1": 0.9, "v2": 0.1]])
+        XCTAssertTrue(a.contains(.persist))
+        XCTAssertEqual(m.record.state, .running)
+        XCTAssertEqual(m.record.stage, .canary)
+
+        a = observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 1)
+        XCTAssertEqual(loads(a).count, 1)
+        let moved = loads(a)[0].0
+        XCTAssertEqual(loads(a)[0].1, "v2")
+        // While it loads, nothing else moves.
+        let loading = [worker(1, "v1", moved == "w1-id" ? "loading" : "ready"), worker(2, "v1", moved == "w2-id" ? "warming" : "ready")]
+        XCTAssertTrue(loads(observe(&m, loading, at: 2)).isEmpty)
+        let after = [worker(1, moved == "w1-id" ? "v2" : "v1"), worker(2, moved == "w2-id" ? "v2" : "v1")]
+        a = observe(&m, after, ["v2": WindowFigures(requests: 10, errors: 0, p99Ms: 1)], at: 3)
+        XCTAssertTrue(loads(a).isEmpty, "one worker on v2 is what 10% of 2 workers asks")
+        // Interval not over, or too few requests: stays.
+        XCTAssertTrue(splits(observe(&m, after, ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 1)], at: 5)).isEmpty)
+        XCTAssertTrue(splits(observe(&m, after, ["v2": WindowFigures(requests: 40, errors: 0, p99Ms: 1)], at: 12)).isEmpty)
+        // Both: next step (10% + 50%).
+        a = observe(&m, after, ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 1)], at: 12)
+        XCTAssertEqual(splits(a).count, 1)
+        XCTAssertEqual(splits(a)[0]["v2"]!, 0.6, accuracy: 1e-12)
+        XCTAssertTrue(a.contains(.resetWindow))
+        XCTAssertEqual(m.record.stage, .step)
+        // 60% of 2 workers still leaves one on v1; then 100% moves the last one.
+        a = observe(&m, after, ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 1)], at: 23)
+        XCTAssertEqual(splits(a), [["v2": 1]])
+        XCTAssertEqual(loads(a).map(\.1), ["v2"], "the same observation moves the last v1 worker")
+        let all = [worker(1, "v2"), worker(2, "v2")]
+        _ = observe(&m, all, [:], at: 25)
+        XCTAssertEqual(m.record.state, .running, "done needs the interval and min-requests at 100% too")
+        a = observe(&m, all, ["v2": WindowFigures(requests: 80, errors: 0, p99Ms: 1)], at: 36)
+        XCTAssertEqual(m.record.state, .done)
+        XCTAssertEqual(m.record.stable, "v2")
+        XCTAssertEqual(splits(a), [[:]])
+        XCTAssertTrue(loads(observe(&m, all, [:], at: 40)).isEmpty)
+    }
+
+    func testErrorRate_rollsBackAndMovesWorkersBack() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try m.start(plan(), workerCount: 2, now: 0)
+        let workers = [worker(1, "v2"), worker(2, "v1")]
+        // Below min-requests: not judged, however bad.
+        _ = observe(&m, workers, ["v2": WindowFigures(requests: 49, errors: 49, p99Ms: 1)], at: 1)
+        XCTAssertEqual(m.record.state, .running)
+        let a = observe(&m, workers, ["v2": WindowFigures(requests: 50, errors: 5, p99Ms: 1)], at: 2)
+        XCTAssertEqual(m.record.state, .rolledBack)
+        XCTAssertTrue(m.record.reason.contains("error rate 10.00% > 1.00% after 50 requests"), m.record.reason)
+        XCTAssertEqual(splits(a), [["v1": 1]])
+        XCTAssertTrue(a.contains(.shadow(nil)))
+        XCTAssertEqual(loads(a).map { $0.0 + ">" + $0.1 }, ["w1-id>v1"], "the v2 worker goes back")
+        XCTAssertEqual(m.record.stable, "v1")
+        XCTAssertTrue(m.record.history.last!.hasPrefix("rolled back v2 to v1"))
+    }
+
+    func testP99_defaultBoundIsThreeTimesLiveP99() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try m.start(plan(), workerCount: 2, now: 0)
+        let workers = [worker(1, "v2"), worker(2, "v1")]
+        _ = observe(&m, workers, ["v1": WindowFigures(requests: 500, errors: 0, p99Ms: 2), "v2": WindowFigures(requests: 60, errors: 0, p99Ms: 5.9)], at: 1)
+        XCTAssertEqual(m.record.state, .running)
+        _ = observe(&m, workers, ["v1": WindowFigures(requests: 500, errors: 0, p99Ms: 2), "v2": WindowFigures(requests: 60, errors: 0, p99Ms: 6.1)], at: 2)
+        XCTAssertEqual(m.record.state, .rolledBack)
+        XCTAssertTrue(m.record.reason.contains("3× the live p99"), m.record.reason)
+
+        var explicit = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        var p = plan()
+        p.maxP99Ms = 100
+        _ = try explicit.start(p, workerCount: 2, now: 0)
+        _ = observe(&explicit, workers, ["v1": WindowFigures(requests: 500, errors: 0, p99Ms: 2), "v2": WindowFigures(requests: 60, errors: 0, p99Ms: 50)], at: 1)
+        XCTAssertEqual(explicit.record.state, .running, "--max-p99 replaces the 3x rule")
+        _ = observe(&explicit, workers, ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 101)], at: 2)
+        XCTAssertEqual(explicit.record.state, .rolledBack)
+        XCTAssertTrue(explicit.record.reason.contains("--max-p99"), explicit.record.reason)
+    }
+
+    func testPauseHoldsResumeRestartsInterval() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try m.start(plan(), workerCount: 2, now: 0)
+        let workers = [worker(1, "v2"), worker(2, "v1")]
+        _ = try m.pause(now: 1)
+        XCTAssertThrowsError(try m.pause(now: 1))
+        XCTAssertTrue(splits(observe(&m, workers, ["v2": WindowFigures(requests: 100, errors: 0, p99Ms: 1)], at: 20)).isEmpty)
+        XCTAssertEqual(m.record.share, 0.1)
+        _ = try m.resume(now: 30)
+        XCTAssertTrue(splits(observe(&m, workers, ["v2": WindowFigures(requests: 100, errors: 0, p99Ms: 1)], at: 35)).isEmpty)
+        XCTAssertEqual(splits(observe(&m, workers, ["v2": WindowFigures(requests: 100, errors: 0, p99Ms: 1)], at: 41)).count, 1)
+        let a = try m.rollback(reason: "operator rollback", now: 42)
+        XCTAssertEqual(splits(a), [["v1": 1]])
+        XCTAssertEqual(m.record.reason, "operator rollback")
+        XCTAssertThrowsError(try m.rollback(reason: "again", now: 43))
+    }
+
+    func testRestartedWorker_isMovedToTheVersionItShouldHave() throws {
+        var record = RolloutRecord(stable: "v2")
+        record.state = .done
+        var m = RolloutMachine(record: record)
+        // w2 restarted with its original arguments (v1).
+        let a = observe(&m, [worker(1, "v2"), worker(2, "v1")], at: 1)
+        XCTAssertEqual(loads(a).map { $0.0 + ">" + $0.1 }, ["w2-id>v2"])
+        // During a rollout the count follows the share: a restarted canary worker is replaced.
+        var r = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try r.start(plan(), workerCount: 3, now: 0)
+        XCTAssertEqual(loads(observe(&r, [worker(1, "v1"), worker(2, "v1"), worker(3, "v1")], at: 1)).count, 1)
+        XCTAssertEqual(r.desiredTargetWorkers(of: 3), 1)
+    }
+
+    func testFailedLoad_rollsBack() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try m.start(plan(), workerCount: 2, now: 0)
+        let a = observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 1)
+        let target = try XCTUnwrap(loads(a).first?.0)
+        _ = observe(&m, [worker(1, "v1", "loading"), worker(2, "v1", "loading")].map { $0.id == target ? $0 : worker(2, "v1") }, at: 2)
+        // Back ready on the old version after its smoke set failed.
+        _ = observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 5)
+        XCTAssertEqual(m.record.state, .rolledBack)
+        XCTAssertTrue(m.record.reason.contains("failed to load v2"), m.record.reason)
+    }
+
+    func testShadowStage_thenCanary() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        var p = plan()
+        p.shadowSeconds = 5
+        var a = try m.start(p, workerCount: 2, now: 0)
+        XCTAssertEqual(m.record.stage, .shadow)
+        XCTAssertEqual(splits(a), [["v1": 1]])
+        XCTAssertTrue(a.contains(.shadow("v2")))
+        XCTAssertEqual(loads(observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 1)).count, 1)
+        let workers = [worker(1, "v2"), worker(2, "v1")]
+        XCTAssertTrue(splits(observe(&m, workers, at: 3)).isEmpty)
+        a = observe(&m, workers, at: 6)
+        XCTAssertEqual(m.record.stage, .canary)
+        XCTAssertTrue(a.contains(.shadow(nil)))
+        XCTAssertEqual(splits(a), [["v1": 0.9, "v2": 0.1]])
+        // Shadow errors roll back too.
+        var bad = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try bad.start(p, workerCount: 2, now: 0)
+        var o = PoolObservation(workers: workers, window: [:], now: 1)
+        o.shadowCompared = 40
+        o.shadowErrors = 20
+        _ = bad.observe(o)
+        XCTAssertEqual(bad.record.state, .rolledBack)
+        XCTAssertTrue(bad.record.reason.hasPrefix("shadow error rate"), bad.record.reason)
+    }
+
+    func testRefusals() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        XCTAssertThrowsError(try m.start(plan("v1"), workerCount: 2, now: 0)) { XCTAssertTrue("\($0)".contains("already the live version")) }
+        var p = plan()
+        p.shadowSeconds = 10
+        XCTAssertThrowsError(try m.start(p, workerCount: 1, now: 0)) { XCTAssertTrue("\($0)".contains("at least 2 workers")) }
+        p = plan()
+        p.canary = 0
+        XCTAssertThrowsError(try m.start(p, workerCount: 2, now: 0)) { XCTAssertTrue("\($0)".contains("--canary")) }
+        XCTAssertThrowsError(try m.resume(now: 0))
+        _ = try m.start(plan(), workerCount: 2, now: 0)
+        XCTAssertThrowsError(try m.start(plan("v3"), workerCount: 2, now: 0)) { XCTAssertTrue("\($0)".contains("is running")) }
+    }
+
+    func testRecordPersistsAndResumes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rollout-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = RolloutStore(registry: try Registry(path: dir.path))
+        XCTAssertNil(try store.load())
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        var p = plan()
+        p.maxP99Ms = 42
+        _ = try m.start(p, workerCount: 2, now: 100)
+        try store.save(m.record)
+        let loaded = try XCTUnwrap(try store.load())
+        XCTAssertEqual(loaded, m.record)
+        // A coordinator restarted mid-step carries on from the saved stage start.
+        var resumed = RolloutMachine(record: loaded)
+        let workers = [worker(1, "v2"), worker(2, "v1")]
+        XCTAssertEqual(splits(resumed.observe(PoolObservation(workers: workers, window: ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 1)], now: 111))).count, 1)
+        try Data("{not json".utf8).write(to: store.url)
+        XCTAssertThrowsError(try store.load()) { XCTAssertTrue("\($0)".contains("unreadable rollout state")) }
+    }
+}
