@@ -50,6 +50,26 @@ public struct PhaseResult {
     public var corrected = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
     /// Latency of ok answers from the actual send time, microseconds.
     public var uncorrected = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    /// Ok answers by the model version that answered.
+    public var versions: [String: Int] = [:]
+    /// Per second of the measured window (by intended send time): what happened in it.
+    public var timeline: [Second] = []
+
+    /// One second of a run.
+    public struct Second: Sendable {
+        public var ok = 0
+        public var errors = 0
+        /// Corrected latencies of the ok answers, microseconds.
+        public var latencies: [UInt32] = []
+        public var versions: [String: Int] = [:]
+
+        /// A percentile (0-100) of `latencies`, milliseconds (0 when empty).
+        public func percentile(_ p: Double) -> Double {
+            guard !latencies.isEmpty else { return 0 }
+            let sorted = latencies.sorted()
+            return Double(sorted[min(sorted.count - 1, Int(p / 100 * Double(sorted.count)))]) / 1000
+        }
+    }
 
     public var requestedRate: Double? {
         if case .open(let rate, _) = mode { return rate }
@@ -96,6 +116,7 @@ public final class LoadRunner {
     /// Runs one phase (warm-up first, not measured) and returns its figures.
     public func run(_ phase: PhaseSpec) throws -> PhaseResult {
         var result = PhaseResult(name: phase.name, mode: phase.mode, durationS: phase.durationS)
+        result.timeline = Array(repeating: PhaseResult.Second(), count: max(1, Int(phase.durationS.rounded(.up))))
         var pending: [UInt64: Pending] = [:]
         let start = monotonicNanos()
         let measureStart = start + UInt64(phase.warmupS * 1e9)
@@ -170,16 +191,25 @@ public final class LoadRunner {
                 let at = monotonicNanos()
                 guard let p = pending.removeValue(forKey: answer.header.requestID) else { continue }
                 if p.measured {
+                    let slot = min(result.timeline.count - 1, Int((p.intended - measureStart) / 1_000_000_000))
                     switch answer.header.type {
                     case .rankResponse:
                         result.ok += 1
-                        _ = result.corrected.record(max(1, (at - p.intended) / 1000))
+                        let micros = max(1, (at - p.intended) / 1000)
+                        _ = result.corrected.record(micros)
                         _ = result.uncorrected.record(max(1, (at - p.actual) / 1000))
+                        let version = (try? Zrank_V1_RankResponse(serializedBytes: answer.body))?.modelVersion ?? "?"
+                        result.versions[version, default: 0] += 1
+                        result.timeline[slot].ok += 1
+                        result.timeline[slot].latencies.append(UInt32(min(micros, UInt64(UInt32.max))))
+                        result.timeline[slot].versions[version, default: 0] += 1
                     case .error:
                         let e = (try? Zrank_V1_Error(serializedBytes: answer.body)) ?? Zrank_V1_Error()
                         result.errors[e.code.name, default: 0] += 1
+                        result.timeline[slot].errors += 1
                     default:
                         result.errors["UNEXPECTED_ANSWER", default: 0] += 1
+                        result.timeline[slot].errors += 1
                     }
                 }
             }

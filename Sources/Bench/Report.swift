@@ -49,6 +49,10 @@ public enum Report {
             "latency_ms": obj(corrected),
             "uncorrected_latency_ms": obj(uncorrected),
             "histogram": histogram,
+            "versions": r.versions,
+            "timeline": r.timeline.enumerated().map { i, t -> [String: Any] in
+                ["t": i, "ok": t.ok, "errors": t.errors, "p50_ms": t.percentile(50), "p99_ms": t.percentile(99), "versions": t.versions]
+            },
         ]
         if case .open(_, let c) = r.mode { out["connections"] = c }
         if case .closed(let c) = r.mode { out["concurrency"] = c }
@@ -81,6 +85,8 @@ public enum Report {
             for (k, v) in p.errors { total.errors[k, default: 0] += v }
             total.corrected.add(p.corrected)
             total.uncorrected.add(p.uncorrected)
+            for (k, v) in p.versions { total.versions[k, default: 0] += v }
+            total.timeline += p.timeline
         }
         return total
     }
@@ -149,6 +155,33 @@ public enum Plot {
             series: [Series(label: "corrected (from intended send time)", color: "#1f77b4", points: points(r.corrected)),
                      Series(label: "uncorrected (from actual send time)", color: "#ff7f0e", points: points(r.uncorrected))],
             xTicks: ticks, hLine: slo.map { ($0, "SLO p99 \(String(format: "%.1f", $0)) ms") })
+    }
+
+    /// Two charts over the run's seconds: p50/p99 latency, and the share of answers each model version gave (a
+    /// rollout's switch from one version to the next).
+    public static func timeline(_ r: PhaseResult, title: String, marks: [(Double, String)] = []) -> String {
+        let seconds = r.timeline.enumerated()
+        let p99 = seconds.map { (x: Double($0.offset), y: $0.element.percentile(99)) }
+        let p50 = seconds.map { (x: Double($0.offset), y: $0.element.percentile(50)) }
+        let n = Double(max(1, r.timeline.count))
+        let step = max(1, (n / 8).rounded(.up))
+        let ticks = stride(from: 0.0, through: n, by: step).map { ($0, String(format: "%.0f", $0)) } + marks
+        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
+        let versions = r.versions.keys.sorted()
+        let shares = versions.enumerated().map { i, v in
+            Series(
+                label: "% answered by \(v)", color: colors[i % colors.count],
+                points: r.timeline.enumerated().map { s, t in (x: Double(s), y: t.ok > 0 ? 100 * Double(t.versions[v] ?? 0) / Double(t.ok) : 0) })
+        }
+        let top = chart(
+            title: title, xLabel: "seconds", yLabel: "latency (ms)",
+            series: [Series(label: "p99 per second", color: "#d62728", points: p99), Series(label: "p50 per second", color: "#2ca02c", points: p50)],
+            xTicks: ticks)
+        let bottom = chart(title: "answers by model version", xLabel: "seconds", yLabel: "share of answers (%)", series: shares, xTicks: ticks)
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"880\">\n"
+            + top.replacingOccurrences(of: "<svg ", with: "<svg y=\"0\" ")
+            + bottom.replacingOccurrences(of: "<svg ", with: "<svg y=\"440\" ")
+            + "</svg>\n"
     }
 
     /// p50/p99 against achieved rate, one point per sweep step.

@@ -86,6 +86,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Write the latency percentile curve (and the sweep) as SVG.")
     var plot: String?
 
+    @Option(name: .long, help: "Write p50/p99 per second and the share of answers by model version over time as SVG.")
+    var timelinePlot: String?
+
     @Option(name: .long, help: "p99 objective, e.g. 10ms: exit 3 when exceeded; the bar for --sweep.")
     var sloP99: Duration?
 
@@ -235,6 +238,16 @@ struct BenchCommand: ParsableCommand {
         for (k, v) in Report.json(total) { output[k] = v }
         if results.count > 1 { output["phases"] = results.map(Report.json) }
         try writeJSON(output)
+        if let timelinePlot {
+            var marks: [(Double, String)] = []
+            var at = 0.0
+            for r in results.dropLast() {
+                at += Double(r.timeline.count)
+                marks.append((at, r.name))
+            }
+            try Plot.timeline(total, title: "zrank latency over time (\(candidates) candidates)", marks: marks)
+                .write(toFile: timelinePlot, atomically: true, encoding: .utf8)
+        }
         if let plot {
             try Plot.percentileCurve(total, title: "zrank latency by percentile (\(candidates) candidates)", slo: slo.map { $0 * 1000 }).write(toFile: plot, atomically: true, encoding: .utf8)
         }

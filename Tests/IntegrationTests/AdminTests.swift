@@ -42,7 +42,7 @@ final class AdminTests: XCTestCase {
         while Date().timeIntervalSince(start) < 20 {
             let r = try ctl(["status", "--admin", admin, "--json"])
             if r.status == 0, let s = try? JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any],
-                (s["workers"] as? [[String: Any]])?.count == 2
+                (s["workers"] as? [[String: Any]])?.filter({ $0["state"] as? String == "ready" }).count == 2
             {
                 status = s
                 break
@@ -97,7 +97,7 @@ final class AdminTests: XCTestCase {
         let start = Date()
         while Date().timeIntervalSince(start) < 20 {
             status = (try? control(admin, ["op": "status"])) ?? [:]
-            if (status["workers"] as? [[String: Any]])?.count == 2 { break }
+            if (status["workers"] as? [[String: Any]])?.filter({ $0["state"] as? String == "ready" }).count == 2 { break }
             usleep(200_000)
         }
         let target = try XCTUnwrap((status["workers"] as? [[String: Any]])?.first?["id"] as? String, pool.output)

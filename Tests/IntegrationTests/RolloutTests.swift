@@ -1,0 +1,209 @@
+import Foundation
+import Protocol
+import SwiftProtobuf
+import XCTest
+import _TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Rollouts through the coordinator on real pools (router, workers and coordinator as processes) under
+/// `zrank-bench` load: a clean v1 → v2 rollout with shadow scoring and a coordinator restart, and bad versions
+/// (failing, slow) that roll back by themselves.
+final class RolloutTests: XCTestCase {
+    private var fixture: PoolFixture { PoolFixture.shared }
+    private var zrankctl: String { TestPaths.productsDirectory.appendingPathComponent("zrankctl").path }
+    private var bench: String { TestPaths.productsDirectory.appendingPathComponent("zrank-bench").path }
+
+    /// A registry holding the fixture model as tiny-v1 and tiny-v2.
+    private func makeRegistry() throws -> String {
+        let registry = fixture.directory.appendingPathComponent("rollout-registry-\(UUID().uuidString)").path
+        for name in ["tiny-v1", "tiny-v2"] {
+            let r = try RealModel.run(fixture.zrank, [
+                "registry", "add", "--registry", registry, "--version", name, "--model", fixture.model, "--catalog", fixture.catalog,
+            ])
+            XCTAssertEqual(r.status, 0, r.output)
+        }
+        return registry
+    }
+
+    private func status(_ admin: String) -> [String: Any]? {
+        guard let r = try? RealModel.run(zrankctl, ["status", "--admin", admin, "--json"]), r.status == 0 else { return nil }
+        return (try? JSONSerialization.jsonObject(with: Data(r.output.utf8))) as? [String: Any]
+    }
+
+    private func rollout(_ s: [String: Any]?) -> [String: Any] { s?["rollout"] as? [String: Any] ?? [:] }
+
+    /// Polls status until `condition` holds; returns the last status (nil when it never held).
+    private func waitFor(_ admin: String, seconds: Double, _ condition: ([String: Any]) -> Bool) -> [String: Any]? {
+        let start = Date()
+        while Date().timeIntervalSince(start) < seconds {
+            if let s = status(admin), condition(s) { return s }
+            usleep(200_000)
+        }
+        return nil
+    }
+
+    private func readyWorkers(_ s: [String: Any]) -> [[String: Any]] {
+        (s["workers"] as? [[String: Any]] ?? []).filter { $0["state"] as? String == "ready" }
+    }
+
+    /// `zrank-bench` in the background, open loop.
+    private func startBench(_ endpoint: String, rate: Int, seconds: Int, json: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bench)
+        p.arguments = [
+            "--endpoint", endpoint, "--rate", "\(rate)", "--duration", "\(seconds)s", "--connections", "32", "--candidates", "20",
+            "--timeout", "5s", "--json", json,
+        ]
+        let log = fixture.directory.appendingPathComponent("bench-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        return p
+    }
+
+    private func httpGet(_ url: String) throws -> String {
+        let script = "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+        let r = try RealModel.run("python3", ["-c", script, url])
+        XCTAssertEqual(r.status, 0, r.output)
+        return r.output
+    }
+
+    func testRollout_underLoad_noFailedRequest_versionsSwitch_survivesCoordinatorRestart() throws {
+        let registry = try makeRegistry()
+        let endpoint = fixture.ipcEndpoint("rollout-front")
+        let admin = fixture.ipcEndpoint("rollout-admin")
+        let metricsPort = Int.random(in: 20_000...60_000)
+        let pool = try ZRankProcess([
+            "serve", "--registry", registry, "--version", "tiny-v1", "--workers", "2", "--bind", endpoint, "--admin", admin,
+            "--metrics", "127.0.0.1:\(metricsPort)",
+        ])
+        XCTAssertTrue(try pool.waitUntilServing(endpoint), pool.output)
+        XCTAssertNotNil(waitFor(admin, seconds: 20) { self.readyWorkers($0).count == 2 }, pool.output)
+
+        let out = fixture.directory.appendingPathComponent("rollout-\(UUID().uuidString).json").path
+        let load = try startBench(endpoint, rate: 100, seconds: 28, json: out)
+        sleep(3)
+        var r = try RealModel.run(zrankctl, [
+            "rollout", "tiny-v2", "--admin", admin, "--shadow", "3s", "--canary", "25%", "--step", "50%", "--interval", "2s",
+            "--min-requests", "30", "--max-p99", "2000",
+        ])
+        XCTAssertEqual(r.status, 0, r.output)
+        // A second rollout while one runs is refused with the reason.
+        r = try RealModel.run(zrankctl, ["rollout", "tiny-v1", "--admin", admin])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.output.contains("is running"), r.output)
+
+        // Shadow: the same model under another name agrees exactly with the live version.
+        let shadowed = waitFor(admin, seconds: 15) { s in
+            (s["shadow"] as? [String: Any])?["requests"] as? Int ?? 0 >= 20
+        }
+        let shadow = try XCTUnwrap(shadowed?["shadow"] as? [String: Any], pool.output)
+        XCTAssertEqual(shadow["version"] as? String, "tiny-v2")
+        XCTAssertEqual(shadow["top10_overlap"] as? Double ?? 0, 1, accuracy: 1e-9)
+        XCTAssertEqual(shadow["rank_correlation"] as? Double ?? 0, 1, accuracy: 1e-9)
+
+        // Mid-rollout, the coordinator dies; the supervisor restarts it and it resumes from rollout.json.
+        let step = waitFor(admin, seconds: 20) { self.rollout($0)["stage"] as? String == "canary" }
+        XCTAssertNotNil(step, pool.output)
+        let coordinator = try XCTUnwrap(pool.childPIDs().first { ZRankProcess.commandLine($0).contains(" coordinator ") })
+        kill(coordinator, SIGKILL)
+        usleep(300_000)
+        XCTAssertNotNil(waitFor(admin, seconds: 10) { self.rollout($0)["state"] as? String == "running" }, "resumed: \(pool.output)")
+
+        let done = waitFor(admin, seconds: 40) { self.rollout($0)["state"] as? String == "done" }
+        let final = try XCTUnwrap(done, "rollout did not finish: \(pool.output)")
+        XCTAssertEqual(rollout(final)["target"] as? String, "tiny-v2")
+        XCTAssertEqual(Set((final["workers"] as? [[String: Any]] ?? []).compactMap { $0["version"] as? String }), ["tiny-v2"])
+        let history = rollout(final)["history"] as? [String] ?? []
+        XCTAssertTrue(history.contains { $0.hasPrefix("canary: tiny-v2 gets 25%") }, "\(history)")
+        XCTAssertTrue(history.contains { $0.hasPrefix("step: tiny-v2 gets 75%") }, "\(history)")
+        XCTAssertTrue(history.contains { $0.hasPrefix("step: tiny-v2 gets 100%") }, "\(history)")
+
+        // Metrics while the pool runs.
+        let metrics = try httpGet("http://127.0.0.1:\(metricsPort)/metrics")
+        for needle in [
+            "zrank_requests_total{version=\"tiny-v2\",outcome=\"OK\"}", "zrank_queue_time_seconds_bucket",
+            "zrank_compute_time_seconds_bucket{version=\"tiny-v2\"", "zrank_queue_depth_requests", "zrank_in_flight_requests",
+            "zrank_workers_count{state=\"ready\"} 2", "zrank_rollout_state_info{state=\"done\"} 1", "zrank_traffic_share_ratio",
+        ] {
+            XCTAssertTrue(metrics.contains(needle), "metrics lack \(needle):\n\(metrics)")
+        }
+
+        load.waitUntilExit()
+        XCTAssertEqual(load.terminationStatus, 0)
+        let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as! [String: Any]
+        let sent = j["sent"] as! Int
+        XCTAssertGreaterThan(sent, 2000)
+        XCTAssertEqual(j["ok"] as? Int, sent, "every request answered with a ranking: \(j["errors"] ?? "") timeouts \(j["client_timeouts"] ?? "")")
+        XCTAssertEqual((j["errors"] as? [String: Int])?.values.reduce(0, +), 0)
+        XCTAssertEqual(j["client_timeouts"] as? Int, 0)
+        let timeline = j["timeline"] as! [[String: Any]]
+        let first = timeline.first!["versions"] as! [String: Int]
+        let last = timeline.last!["versions"] as! [String: Int]
+        XCTAssertEqual(Set(first.keys), ["tiny-v1"], "before the rollout only v1 answers")
+        XCTAssertEqual(Set(last.keys), ["tiny-v2"], "after it only v2 answers")
+        let mixed = timeline.filter { ($0["versions"] as! [String: Int]).count == 2 }
+        XCTAssertFalse(mixed.isEmpty, "a stretch where the split served both")
+
+        // The finished rollout is persisted: a restarted pool serves v2 although asked for v1.
+        XCTAssertNotNil(pool.terminate(within: 8))
+        let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: registry + "/rollout.json"))) as! [String: Any]
+        XCTAssertEqual(saved["state"] as? String, "done")
+        XCTAssertEqual(saved["stable"] as? String, "tiny-v2")
+        let again = try ZRankProcess(["serve", "--registry", registry, "--version", "tiny-v1", "--workers", "1", "--bind", endpoint, "--admin", admin])
+        XCTAssertTrue(try again.waitUntilServing(endpoint), again.output)
+        let s = try XCTUnwrap(waitFor(admin, seconds: 10) { self.readyWorkers($0).count == 1 })
+        XCTAssertEqual(readyWorkers(s).first?["version"] as? String, "tiny-v2")
+        XCTAssertNotNil(again.terminate(within: 8))
+    }
+
+    /// v2 is bad (the worker fault flags, applied only while serving tiny-v2): failing, then slow. Each rollout rolls
+    /// back by itself, says why in `zrankctl status` and the log, and the workers return to v1.
+    func testBadVersion_rollsBackByItself() throws {
+        for (faults, expected) in [
+            (["ZRANK_FAULT_FAIL_EVERY": "4"], "error rate"),
+            (["ZRANK_FAULT_STALL_MS": "40"], "3× the live p99"),
+        ] {
+            let registry = try makeRegistry()
+            let endpoint = fixture.ipcEndpoint("bad-front")
+            let admin = fixture.ipcEndpoint("bad-admin")
+            let pool = try ZRankProcess(
+                ["serve", "--registry", registry, "--version", "tiny-v1", "--workers", "2", "--bind", endpoint, "--admin", admin],
+                environment: faults.merging(["ZRANK_FAULT_VERSION": "tiny-v2"]) { $1 })
+            XCTAssertTrue(try pool.waitUntilServing(endpoint), pool.output)
+            XCTAssertNotNil(waitFor(admin, seconds: 20) { self.readyWorkers($0).count == 2 }, pool.output)
+            let out = fixture.directory.appendingPathComponent("bad-\(UUID().uuidString).json").path
+            let load = try startBench(endpoint, rate: 80, seconds: 14, json: out)
+            sleep(2)
+            let r = try RealModel.run(zrankctl, [
+                "rollout", "tiny-v2", "--admin", admin, "--canary", "50%", "--interval", "30s", "--min-requests", "40",
+            ])
+            XCTAssertEqual(r.status, 0, r.output)
+            let back = waitFor(admin, seconds: 25) { self.rollout($0)["state"] as? String == "rolled_back" }
+            let s = try XCTUnwrap(back, "no rollback for \(faults): \(pool.output)")
+            let reason = rollout(s)["reason"] as? String ?? ""
+            XCTAssertTrue(reason.contains(expected), "\(faults): \(reason)")
+            XCTAssertEqual(s["traffic"] as? [String: Double], ["tiny-v1": 1])
+            let human = try RealModel.run(zrankctl, ["status", "--admin", admin])
+            XCTAssertTrue(human.output.contains("rollout: rolled_back") && human.output.contains(expected), human.output)
+            XCTAssertNotNil(
+                waitFor(admin, seconds: 20) { s in
+                    let w = self.readyWorkers(s)
+                    return w.count == 2 && w.allSatisfy { $0["version"] as? String == "tiny-v1" }
+                }, "workers back on v1: \(pool.output)")
+            XCTAssertTrue(pool.output.contains("rolled back tiny-v2 to tiny-v1"), pool.output)
+            load.waitUntilExit()
+            let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as! [String: Any]
+            let sent = j["sent"] as! Int
+            let ok = j["ok"] as! Int
+            let errors = (j["errors"] as! [String: Int]).values.reduce(0, +)
+            XCTAssertEqual(sent, ok + errors + (j["client_timeouts"] as! Int), "every request answered or refused explicitly")
+            XCTAssertNotNil(pool.terminate(within: 8))
+        }
+    }
+}
