@@ -100,7 +100,10 @@ public enum Plot {
         var points: [(x: Double, y: Double)]
     }
 
-    static func chart(title: String, xLabel: String, yLabel: String, series: [Series], xTicks: [(Double, String)], hLine: (Double, String)? = nil) -> String {
+    static func chart(
+        title: String, xLabel: String, yLabel: String, series: [Series], xTicks: [(Double, String)], hLine: (Double, String)? = nil,
+        vLines: [(Double, String)] = []
+    ) -> String {
         let w = 720.0, h = 440.0, left = 70.0, right = 20.0, top = 40.0, bottom = 60.0
         let xs = series.flatMap { $0.points.map(\.x) } + xTicks.map(\.0)
         let ys = series.flatMap { $0.points.map(\.y) } + (hLine.map { [$0.0] } ?? [])
@@ -125,6 +128,10 @@ public enum Plot {
         if let (y, label) = hLine {
             s += "<line x1=\"\(left)\" y1=\"\(py(y))\" x2=\"\(w - right)\" y2=\"\(py(y))\" stroke=\"#c00\" stroke-dasharray=\"6,4\"/>"
             s += "<text x=\"\(w - right - 4)\" y=\"\(py(y) - 5)\" text-anchor=\"end\" fill=\"#c00\">\(escape(label))</text>\n"
+        }
+        for (x, label) in vLines {
+            s += "<line x1=\"\(px(x))\" y1=\"\(top)\" x2=\"\(px(x))\" y2=\"\(h - bottom)\" stroke=\"#555\" stroke-dasharray=\"4,4\"/>"
+            s += "<text x=\"\(px(x) + 4)\" y=\"\(top + 12)\" fill=\"#555\">\(escape(label))</text>\n"
         }
         s += "<text x=\"\(w / 2)\" y=\"\(h - 15)\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
         s += "<text x=\"16\" y=\"\(h / 2)\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(h / 2))\">\(escape(yLabel))</text>\n"
@@ -159,13 +166,14 @@ public enum Plot {
 
     /// Two charts over the run's seconds: p50/p99 latency, and the share of answers each model version gave (a
     /// rollout's switch from one version to the next).
+    /// - Parameter marks: vertical lines (second, label), e.g. where each phase starts.
     public static func timeline(_ r: PhaseResult, title: String, marks: [(Double, String)] = []) -> String {
         let seconds = r.timeline.enumerated()
         let p99 = seconds.map { (x: Double($0.offset), y: $0.element.percentile(99)) }
         let p50 = seconds.map { (x: Double($0.offset), y: $0.element.percentile(50)) }
         let n = Double(max(1, r.timeline.count))
         let step = max(1, (n / 8).rounded(.up))
-        let ticks = stride(from: 0.0, through: n, by: step).map { ($0, String(format: "%.0f", $0)) } + marks
+        let ticks = stride(from: 0.0, through: n, by: step).map { ($0, String(format: "%.0f", $0)) }
         let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
         let versions = r.versions.keys.sorted()
         let shares = versions.enumerated().map { i, v in
@@ -176,8 +184,10 @@ public enum Plot {
         let top = chart(
             title: title, xLabel: "seconds", yLabel: "latency (ms)",
             series: [Series(label: "p99 per second", color: "#d62728", points: p99), Series(label: "p50 per second", color: "#2ca02c", points: p50)],
-            xTicks: ticks)
-        let bottom = chart(title: "answers by model version", xLabel: "seconds", yLabel: "share of answers (%)", series: shares, xTicks: ticks)
+            xTicks: ticks, vLines: marks)
+        let bottom = chart(
+            title: "answers by model version", xLabel: "seconds", yLabel: "share of answers (%)", series: shares, xTicks: ticks,
+            vLines: marks)
         return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"880\">\n"
             + top.replacingOccurrences(of: "<svg ", with: "<svg y=\"0\" ")
             + bottom.replacingOccurrences(of: "<svg ", with: "<svg y=\"440\" ")

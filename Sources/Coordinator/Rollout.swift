@@ -197,13 +197,11 @@ public struct RolloutMachine: Sendable {
         r.history = Array(record.history.suffix(40))
         record = r
         pendingLoad = nil
-        var actions: [RolloutAction]
+        let started = note("rollout of \(plan.target) started (live: \(record.stable))")
         if plan.shadowSeconds > 0 {
-            actions = enter(.shadow, share: 0, now: now)
-        } else {
-            actions = enter(.canary, share: plan.canary, now: now)
+            return [started] + enter(.shadow, share: 0, now: now)
         }
-        return [note("rollout of \(plan.target) started (live: \(record.stable))")] + actions
+        return [started] + enter(.canary, share: plan.canary, now: now)
     }
 
     /// Stops moving (traffic stays split as it is; a restarted worker still gets the version it should have).

@@ -239,11 +239,12 @@ struct BenchCommand: ParsableCommand {
         if results.count > 1 { output["phases"] = results.map(Report.json) }
         try writeJSON(output)
         if let timelinePlot {
+            // A dashed line where each phase starts.
             var marks: [(Double, String)] = []
             var at = 0.0
-            for r in results.dropLast() {
+            for r in results {
+                if results.count > 1 { marks.append((at, r.name)) }
                 at += Double(r.timeline.count)
-                marks.append((at, r.name))
             }
             try Plot.timeline(total, title: "zrank latency over time (\(candidates) candidates)", marks: marks)
                 .write(toFile: timelinePlot, atomically: true, encoding: .utf8)

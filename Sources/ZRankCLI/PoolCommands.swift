@@ -1,5 +1,6 @@
 import ArgumentParser
 import CSystem
+import Coordinator
 import Foundation
 import Logging
 import Model
@@ -165,8 +166,11 @@ extension ZRank {
         @Option(name: .long, help: "The router's backend endpoint (tcp:// or ipc://).")
         var connect: String
 
-        @Option(name: .long, help: "Version name to announce (default: the model's).")
+        @Option(name: .long, help: "Version name to announce (default: the model's); with --registry, the version to serve unless the registry's rollout record names another live version.")
         var version: String?
+
+        @Option(name: .long, help: "Serve from a model registry (with --version) instead of --model/--index.")
+        var registry: String?
 
         @Option(name: .long, help: "Worker id for logs (default w-<pid>).")
         var id: String?
@@ -175,17 +179,39 @@ extension ZRank {
 
         func validate() throws {
             try validateEndpoint(connect, "--connect")
-            guard ranking.model != nil, ranking.index != nil else { throw ValidationError("--model and --index are required") }
+            if registry != nil {
+                guard version != nil, ranking.model == nil, ranking.index == nil else {
+                    throw ValidationError("--registry needs --version (and no --model/--index)")
+                }
+            } else {
+                guard ranking.model != nil, ranking.index != nil else { throw ValidationError("--model and --index are required") }
+            }
         }
 
         func run() throws {
             CSystem_install_stop_handlers()
             followParent()
             let logger = makeLogger("zrank.worker")
-            let file = try loadModel(ranking.model!, command: "worker")
+            var modelPath = ranking.model ?? ""
+            var indexPath = ranking.index ?? ""
+            var version = self.version
+            if let registry, let asked = version {
+                // A (re)started worker runs the version the rollout record says is live, not the one it was first
+                // started with: after a finished rollout that is the new version.
+                do {
+                    let r = try Registry(path: registry)
+                    let live = try RolloutStore(registry: r).load()?.stable ?? asked
+                    modelPath = r.modelPath(live)
+                    indexPath = r.indexPath(live)
+                    version = live
+                } catch {
+                    throw CLIFailure("zrank worker: \(error)")
+                }
+            }
+            let file = try loadModel(modelPath, command: "worker")
             let ranker: Ranker
             do {
-                let index = try CatalogIndex(path: ranking.index!, model: file)
+                let index = try CatalogIndex(path: indexPath, model: file)
                 ranker = try Ranker(
                     model: file, index: index, version: version, limits: ranking.limits, threads: max(1, ranking.threads))
             } catch {

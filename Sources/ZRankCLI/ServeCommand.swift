@@ -104,7 +104,10 @@ extension ZRank {
             let routerControl = runtimeEndpoint("router-control")
             let routerArgs = ["router", "--bind", bind, "--backend", backendEndpoint, "--control", routerControl,
                               "--queue-bound", "\(routerOptions.queueBound)", "--deadline-ms", "\(routerOptions.deadlineMs)"]
-            var workerArgs = ["worker", "--model", modelPath, "--index", indexPath, "--connect", backendEndpoint,
+            // In registry mode workers read the rollout record when they (re)start, so a restarted worker comes back
+            // on the live version rather than the one `serve` was started with.
+            let source = registry.map { ["--registry", $0] } ?? ["--model", modelPath, "--index", indexPath]
+            var workerArgs = ["worker"] + source + ["--connect", backendEndpoint,
                               "--max-candidates", "\(ranking.maxCandidates)", "--max-query-bytes", "\(ranking.maxQueryBytes)",
                               "--threads", "\(ranking.threads)"]
             if let version { workerArgs += ["--version", version] }

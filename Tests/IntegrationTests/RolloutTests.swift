@@ -124,6 +124,23 @@ final class RolloutTests: XCTestCase {
         XCTAssertTrue(history.contains { $0.hasPrefix("step: tiny-v2 gets 75%") }, "\(history)")
         XCTAssertTrue(history.contains { $0.hasPrefix("step: tiny-v2 gets 100%") }, "\(history)")
 
+        // A worker that dies after the rollout comes back on v2 (it reads the rollout record), never on v1.
+        let victim = try XCTUnwrap(pool.childPIDs().first { ZRankProcess.commandLine($0).contains(" worker ") })
+        kill(victim, SIGKILL)
+        let restartStart = Date()
+        var sawV1 = false
+        var back = false
+        while Date().timeIntervalSince(restartStart) < 15 && !back {
+            if let s = status(admin) {
+                let workers = s["workers"] as? [[String: Any]] ?? []
+                sawV1 = sawV1 || workers.contains { $0["version"] as? String == "tiny-v1" }
+                back = Date().timeIntervalSince(restartStart) > 4 && readyWorkers(s).count == 2
+            }
+            usleep(100_000)
+        }
+        XCTAssertTrue(back, "the killed worker came back: \(pool.output)")
+        XCTAssertFalse(sawV1, "the restarted worker came back on tiny-v2")
+
         // Metrics while the pool runs.
         let metrics = try httpGet("http://127.0.0.1:\(metricsPort)/metrics")
         for needle in [

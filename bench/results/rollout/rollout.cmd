@@ -1,0 +1,1 @@
+.build/release/zrank-bench --endpoint tcp://127.0.0.1:5791 --scenario bench/scenarios/rollout.yaml --warmup 3s --candidates 100 --top-k 10 --connections 64 --json bench/results/rollout/rollout.json --timeline-plot bench/results/rollout/rollout.svg
