@@ -98,7 +98,13 @@ let package = Package(
                 "Protocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Training",
+            dependencies: ["Model", "Ranking", "Tokenizer"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -135,6 +141,7 @@ let package = Package(
                 "Worker",
                 "Router",
                 "Coordinator",
+                "Training",
                 "CSystem",
                 "CZMQ",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -172,7 +172,7 @@ public final class CoordinatorService {
                 guard let registry = configuration.registry else { continue }
                 let answer = callRouter([
                     "op": "load", "worker": worker, "version": version, "model": registry.modelPath(version),
-                    "index": registry.indexPath(version),
+                    "index": registry.indexPath(version), "heads": registry.headsPath(version) ?? "",
                 ])
                 if let error = answer?["error"] { logger.warning("load refused by the router", metadata: ["error": "\(error)"]) }
             case .persist:

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Model
 import Ranking
@@ -16,6 +17,10 @@ public struct RegistryManifest: Codable, Sendable, Equatable {
     public var catalogSize: Int
     /// The version name stored inside the model file itself.
     public var modelFileVersion: String
+    /// The heads this version ranks with (nil: cosine), and the version whose model and index it reuses.
+    public var headsVersion: String?
+    public var headsHash: String?
+    public var reusedFrom: String?
 
     enum CodingKeys: String, CodingKey {
         case version
@@ -25,6 +30,9 @@ public struct RegistryManifest: Codable, Sendable, Equatable {
         case notes
         case catalogSize = "catalog_size"
         case modelFileVersion = "model_file_version"
+        case headsVersion = "heads_version"
+        case headsHash = "heads_hash"
+        case reusedFrom = "reused_from"
     }
 }
 
@@ -39,6 +47,7 @@ public struct Registry: Sendable {
     public static let modelFile = "model.zrm"
     public static let indexFile = "catalog.zri"
     public static let manifestFile = "manifest.json"
+    public static let headsFile = "heads.json"
 
     public let root: URL
 
@@ -63,18 +72,20 @@ public struct Registry: Sendable {
     public func folder(_ version: String) -> URL { root.appendingPathComponent(version) }
     public func modelPath(_ version: String) -> String { folder(version).appendingPathComponent(Self.modelFile).path }
     public func indexPath(_ version: String) -> String { folder(version).appendingPathComponent(Self.indexFile).path }
+    /// The version's heads file, when it has one (without: it ranks by cosine).
+    public func headsPath(_ version: String) -> String? {
+        let path = folder(version).appendingPathComponent(Self.headsFile).path
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
 
-    /// Registers `model` (checksum verified) under `version` with an index built from `catalog`.
+    /// Registers `model` (checksum verified) under `version` with an index built from `catalog`, and optional ranking
+    /// heads (checked against the model).
     /// - Parameter progress: (items done, total) while the index is built.
     @discardableResult
     public func add(
-        version: String, model: String, catalog: String, notes: String = "", progress: (Int, Int) -> Void = { _, _ in }
+        version: String, model: String, catalog: String, heads: String? = nil, notes: String = "",
+        progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> RegistryManifest {
-        try Self.validate(name: version)
-        let dest = folder(version)
-        guard !FileManager.default.fileExists(atPath: dest.path) else {
-            throw RegistryError("version \(version) is already registered (remove it first)")
-        }
         // Verify before copying: a corrupt file is refused with the model file's own error.
         let source: ModelFile
         do {
@@ -82,20 +93,79 @@ public struct Registry: Sendable {
         } catch {
             throw RegistryError("refusing \(model): \(error)")
         }
-        let staging = root.appendingPathComponent(".staging-\(version)-\(getpid())")
-        try? FileManager.default.removeItem(at: staging)
-        do {
-            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        return try stage(version) { staging in
             try FileManager.default.copyItem(atPath: model, toPath: staging.appendingPathComponent(Self.modelFile).path)
             let copied = try ModelFile(path: staging.appendingPathComponent(Self.modelFile).path)
             guard copied.contentHash == source.contentHash else { throw RegistryError("the copied model does not verify") }
             let (count, catalogHash) = try CatalogIndexBuilder.build(
                 model: copied, catalog: catalog, output: staging.appendingPathComponent(Self.indexFile).path,
                 progress: progress)
-            let manifest = RegistryManifest(
+            var manifest = RegistryManifest(
                 version: version, modelContentHash: copied.contentHash, catalogSourceHash: catalogHash,
                 createdAt: ISO8601DateFormatter().string(from: Date()), notes: notes, catalogSize: count,
                 modelFileVersion: copied.version)
+            if let heads { try Self.addHeads(heads, to: staging, model: copied, manifest: &manifest) }
+            return manifest
+        }
+    }
+
+    /// Registers `version` reusing another version's model and index with new ranking heads: a heads refresh, rolled
+    /// out like any version.
+    @discardableResult
+    public func add(version: String, from base: String, heads: String, notes: String = "") throws -> RegistryManifest {
+        let old = try manifest(base)
+        try verify(base)
+        return try stage(version) { staging in
+            for file in [Self.modelFile, Self.indexFile] {
+                let from = folder(base).appendingPathComponent(file).path
+                let to = staging.appendingPathComponent(file).path
+                // A hard link shares the pages (and the mmap); a copy where links are not possible.
+                if link(from, to) != 0 { try FileManager.default.copyItem(atPath: from, toPath: to) }
+            }
+            let model = try ModelFile(path: staging.appendingPathComponent(Self.modelFile).path)
+            var manifest = old
+            manifest.version = version
+            manifest.createdAt = ISO8601DateFormatter().string(from: Date())
+            manifest.notes = notes
+            manifest.reusedFrom = base
+            manifest.headsVersion = nil
+            manifest.headsHash = nil
+            try Self.addHeads(heads, to: staging, model: model, manifest: &manifest)
+            return manifest
+        }
+    }
+
+    private static func addHeads(_ path: String, to staging: URL, model: ModelFile, manifest: inout RegistryManifest) throws {
+        let heads: RankingHeads
+        do {
+            heads = try RankingHeads.load(path)
+        } catch {
+            throw RegistryError("refusing heads \(path): \(error)")
+        }
+        guard heads.modelContentHash == model.contentHash else {
+            throw RegistryError("refusing heads \(path): trained with another model (content hash \(heads.modelContentHash.prefix(12)), this version's is \(model.contentHash.prefix(12)))")
+        }
+        guard heads.dimension == model.config.hiddenSize else {
+            throw RegistryError("refusing heads \(path): dimension \(heads.dimension), the model's is \(model.config.hiddenSize)")
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        try data.write(to: staging.appendingPathComponent(headsFile))
+        manifest.headsVersion = heads.headsVersion
+        manifest.headsHash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Builds a version in a staging folder and moves it into place (nothing is left behind on failure).
+    private func stage(_ version: String, _ fill: (URL) throws -> RegistryManifest) throws -> RegistryManifest {
+        try Self.validate(name: version)
+        let dest = folder(version)
+        guard !FileManager.default.fileExists(atPath: dest.path) else {
+            throw RegistryError("version \(version) is already registered (remove it first)")
+        }
+        let staging = root.appendingPathComponent(".staging-\(version)-\(getpid())")
+        try? FileManager.default.removeItem(at: staging)
+        do {
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+            let manifest = try fill(staging)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(manifest).write(to: staging.appendingPathComponent(Self.manifestFile))
@@ -152,6 +222,14 @@ public struct Registry: Sendable {
             _ = try CatalogIndex(path: indexPath(version), model: model)
         } catch {
             throw RegistryError("version \(version): \(error)")
+        }
+        if let heads = headsPath(version) {
+            do {
+                let h = try RankingHeads.load(heads)
+                guard h.modelContentHash == model.contentHash else { throw HeadsError("trained with another model") }
+            } catch {
+                throw RegistryError("version \(version): heads: \(error)")
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ import Darwin
 ///
 /// ```
 /// offset 0    magic "ZRKINDX\0"
-///        8    format version u32 (1)
+///        8    format version u32 (2; version 1 files, without item facts, are still read)
 ///        12   embedding dimension u32
 ///        16   item count u64
 ///        24   model content hash (32 raw bytes): the model the embeddings were made with
@@ -21,13 +21,17 @@ import Darwin
 ///        72   embeddings offset u64 (64-aligned; rows of `dimension` int8 padded to a multiple of 64 bytes)
 ///        80   scales offset u64 (count fp32: per-row scale, value = scale * int8)
 ///        88   metadata offset u64, 96 its length u64 (UTF-8 JSON: model version, catalog hash, created at)
-///        104  reserved up to 128
+///        104  item facts offset u64, 112 its length u64 (version 2; 0 when absent)
+///        120  reserved up to 128
 ///  id table: (count + 1) u32 byte offsets, then the UTF-8 ids
+///  item facts: count x (popularity f32, price f32; NaN when the catalog has none), then (count + 1) u32 offsets
+///        into the title pieces, then the pieces: each item's distinct title word-piece ids (u32, ascending), the
+///        ranking heads' lexical feature
 ///  end - 32: SHA-256 of everything before it
 /// ```
 public enum CatalogIndexFormat {
     public static let magic: [UInt8] = Array("ZRKINDX".utf8) + [0]
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
     public static let headerSize = 128
     /// Row stride of the int8 embeddings for a dimension.
     public static func rowStride(_ dimension: Int) -> Int { (dimension + 63) / 64 * 64 }
@@ -63,6 +67,10 @@ public final class CatalogIndex: @unchecked Sendable {
     private let idOffsets: UnsafePointer<UInt32>
     private let idBytes: UnsafePointer<UInt8>
     private let rowByID: [String: UInt32]
+    /// Item facts (nil for version 1 indexes).
+    private let priors: UnsafePointer<Float>?
+    private let pieceOffsets: UnsafePointer<UInt32>?
+    private let pieces: UnsafePointer<UInt32>?
     private let mapping: UnsafeMutableRawPointer
     private let size: Int
 
@@ -94,8 +102,9 @@ public final class CatalogIndex: @unchecked Sendable {
             let v = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: o, as: UInt64.self))
             return v < 1 << 40 ? Int(v) : Int(1 << 41)
         }
-        guard u32(8) == Int(CatalogIndexFormat.version) else {
-            throw IndexError("\(path): index format version \(u32(8)) is not supported (this build reads 1); rebuild it")
+        let formatVersion = u32(8)
+        guard formatVersion == 1 || formatVersion == Int(CatalogIndexFormat.version) else {
+            throw IndexError("\(path): index format version \(formatVersion) is not supported (this build reads 1 and 2); rebuild it")
         }
         let digest = SHA256.hash(data: UnsafeRawBufferPointer(start: base, count: size - 32))
         guard Array(digest) == Array(UnsafeRawBufferPointer(start: base + size - 32, count: 32)) else {
@@ -107,9 +116,11 @@ public final class CatalogIndex: @unchecked Sendable {
         let hash = UnsafeRawBufferPointer(start: base + 24, count: 32).map { String(format: "%02x", $0) }.joined()
         let (idsAt, idsLength, embAt, scalesAt, metaAt, metaLength) = (u64(56), u64(64), u64(72), u64(80), u64(88), u64(96))
         let body = size - 32
+        let (factsAt, factsLength) = formatVersion >= 2 ? (u64(104), u64(112)) : (0, 0)
         guard dimension > 0, dimension <= 65_536, count < 1 << 32, idsAt + idsLength <= body, embAt % 64 == 0,
             idsAt % 4 == 0, scalesAt % 4 == 0, embAt + count * stride <= body, scalesAt + count * 4 <= body,
-            metaAt + metaLength <= body, idsLength >= (count + 1) * 4
+            metaAt + metaLength <= body, idsLength >= (count + 1) * 4, factsAt % 4 == 0, factsAt + factsLength <= body,
+            factsLength == 0 || factsLength >= count * 8 + (count + 1) * 4
         else {
             throw IndexError("\(path): corrupt index header")
         }
@@ -148,6 +159,22 @@ public final class CatalogIndex: @unchecked Sendable {
         self.idOffsets = offsets
         self.idBytes = bytes
         self.rowByID = lookup
+        if factsLength > 0 {
+            let offsets = (base + factsAt + count * 8).assumingMemoryBound(to: UInt32.self)
+            let piecesCount = (factsLength - count * 8 - (count + 1) * 4) / 4
+            for r in 0..<count {
+                let a = Int(UInt32(littleEndian: offsets[r]))
+                let b = Int(UInt32(littleEndian: offsets[r + 1]))
+                guard a <= b, b <= piecesCount else { throw IndexError("\(path): corrupt item facts") }
+            }
+            self.priors = (base + factsAt).assumingMemoryBound(to: Float.self)
+            self.pieceOffsets = offsets
+            self.pieces = (base + factsAt + count * 8 + (count + 1) * 4).assumingMemoryBound(to: UInt32.self)
+        } else {
+            self.priors = nil
+            self.pieceOffsets = nil
+            self.pieces = nil
+        }
         self.mapping = raw
         self.size = size
         ok = true
@@ -171,13 +198,48 @@ public final class CatalogIndex: @unchecked Sendable {
         return String(decoding: UnsafeBufferPointer(start: idBytes + a, count: b - a), as: UTF8.self)
     }
 
+    /// Whether the index carries item facts (priors and title pieces; format version 2).
+    public var hasItemFacts: Bool { priors != nil }
+
+    /// The catalog's popularity of a row (nil when absent).
+    public func popularity(ofRow r: Int) -> Float? {
+        guard let priors else { return nil }
+        let v = Float(bitPattern: UInt32(littleEndian: UnsafeRawPointer(priors + 2 * r).load(as: UInt32.self)))
+        return v.isNaN ? nil : v
+    }
+
+    /// The catalog's price of a row (nil when absent).
+    public func price(ofRow r: Int) -> Float? {
+        guard let priors else { return nil }
+        let v = Float(bitPattern: UInt32(littleEndian: UnsafeRawPointer(priors + 2 * r + 1).load(as: UInt32.self)))
+        return v.isNaN ? nil : v
+    }
+
+    /// The distinct word-piece ids of a row's title, ascending (empty without item facts).
+    public func titlePieces(ofRow r: Int) -> UnsafeBufferPointer<UInt32> {
+        guard let pieceOffsets, let pieces else { return UnsafeBufferPointer(start: nil, count: 0) }
+        let a = Int(UInt32(littleEndian: pieceOffsets[r]))
+        let b = Int(UInt32(littleEndian: pieceOffsets[r + 1]))
+        return UnsafeBufferPointer(start: pieces + a, count: b - a)
+    }
+
+    /// The dequantised embedding of a row.
+    public func embedding(ofRow r: Int) -> [Float] {
+        let row = embeddings + r * rowStride
+        let scale = scales[r]
+        return (0..<dimension).map { scale * Float(row[$0]) }
+    }
+
     /// Writes an index file atomically.
     /// - Parameters:
     ///   - ids: item ids, in row order (distinct).
     ///   - vectors: count x dimension fp32 embeddings (L2-normalised), row-major.
+    ///   - facts: per row: popularity, price (nil when absent) and the title's distinct word-piece ids.
     public static func write(
-        to path: String, ids: [String], vectors: [Float], dimension: Int, model: ModelFile, catalogHash: String
+        to path: String, ids: [String], vectors: [Float], dimension: Int, model: ModelFile, catalogHash: String,
+        facts: [ItemFacts]
     ) throws(IndexError) {
+        precondition(facts.count == ids.count)
         let count = ids.count
         precondition(vectors.count == count * dimension)
         let stride = CatalogIndexFormat.rowStride(dimension)
@@ -199,7 +261,22 @@ public final class CatalogIndex: @unchecked Sendable {
         let embAt = align(idsAt + idTable.count)
         let scalesAt = embAt + count * stride
         let metaAt = scalesAt + count * 4
-        var file = Data(count: metaAt + metaData.count)
+        var factsTable = Data()
+        for f in facts {
+            for v in [f.popularity.map(Float.init) ?? .nan, f.price.map(Float.init) ?? .nan] {
+                withUnsafeBytes(of: v.bitPattern.littleEndian) { factsTable.append(contentsOf: $0) }
+            }
+        }
+        var pieceCount: UInt32 = 0
+        for f in [ItemFacts(titlePieces: [])] + facts {
+            pieceCount += UInt32(f.titlePieces.count)
+            withUnsafeBytes(of: pieceCount.littleEndian) { factsTable.append(contentsOf: $0) }
+        }
+        for f in facts {
+            for piece in f.titlePieces { withUnsafeBytes(of: piece.littleEndian) { factsTable.append(contentsOf: $0) } }
+        }
+        let factsAt = (metaAt + metaData.count + 3) / 4 * 4
+        var file = Data(count: factsAt + factsTable.count)
         file.withUnsafeMutableBytes { (out: UnsafeMutableRawBufferPointer) in
             let p = out.baseAddress!
             for (i, b) in CatalogIndexFormat.magic.enumerated() { p.storeBytes(of: b, toByteOffset: i, as: UInt8.self) }
@@ -221,6 +298,9 @@ public final class CatalogIndex: @unchecked Sendable {
             put64(scalesAt, 80)
             put64(metaAt, 88)
             put64(metaData.count, 96)
+            put64(factsAt, 104)
+            put64(factsTable.count, 112)
+            factsTable.withUnsafeBytes { (p + factsAt).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             idTable.withUnsafeBytes { (p + idsAt).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             for r in 0..<count {
                 let (q, scale) = quantizeSymmetric(vectors[(r * dimension)..<((r + 1) * dimension)])
@@ -251,4 +331,18 @@ public func quantizeSymmetric<C: Collection>(_ v: C) -> ([Int8], Float) where C.
     let scale = maxAbs > 0 ? maxAbs / 127 : 1
     let inv = 1 / scale
     return (v.map { Int8(max(-127, min(127, ($0 * inv).rounded(.toNearestOrEven)))) }, scale)
+}
+
+/// What the ranking heads know of a catalog item besides its embedding.
+public struct ItemFacts: Sendable, Equatable {
+    public var popularity: Double?
+    public var price: Double?
+    /// Distinct word-piece ids of the title, ascending.
+    public var titlePieces: [UInt32]
+
+    public init(popularity: Double? = nil, price: Double? = nil, titlePieces: [UInt32]) {
+        self.popularity = popularity
+        self.price = price
+        self.titlePieces = titlePieces
+    }
 }

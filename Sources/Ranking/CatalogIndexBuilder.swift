@@ -8,6 +8,17 @@ public struct CatalogItem: Sendable, Equatable {
     public var id: String
     public var title: String
     public var text: String?
+    /// Optional numeric priors (standardised at training time).
+    public var popularity: Double?
+    public var price: Double?
+
+    public init(id: String, title: String, text: String? = nil, popularity: Double? = nil, price: Double? = nil) {
+        self.id = id
+        self.title = title
+        self.text = text
+        self.popularity = popularity
+        self.price = price
+    }
 
     /// The string that is indexed: the title, then a space and the text when present.
     public var indexedText: String { text.map { "\(title) \($0)" } ?? title }
@@ -47,7 +58,16 @@ public enum CatalogIndexBuilder {
             guard seen.insert(id).inserted else {
                 throw IndexError("\(path): line \(lineNumber): duplicated id \"\(id)\"")
             }
-            items.append(CatalogItem(id: id, title: title, text: object["text"] as? String))
+            func number(_ key: String) throws(IndexError) -> Double? {
+                guard let v = object[key], !(v is NSNull) else { return nil }
+                guard let n = (v as? Double) ?? (v as? Int).map(Double.init), n.isFinite else {
+                    throw IndexError("\(path): line \(lineNumber): \"\(key)\" must be a number")
+                }
+                return n
+            }
+            items.append(CatalogItem(
+                id: id, title: title, text: object["text"] as? String, popularity: try number("popularity"),
+                price: try number("price")))
         }
         guard !items.isEmpty else { throw IndexError("\(path): the catalog has no items") }
         return (items, hash)
@@ -76,8 +96,17 @@ public enum CatalogIndexBuilder {
             start = end
             progress(start, items.count)
         }
+        let facts = items.map {
+            ItemFacts(popularity: $0.popularity, price: $0.price, titlePieces: wordPieces(tokenizer, $0.title))
+        }
         try CatalogIndex.write(
-            to: output, ids: items.map(\.id), vectors: vectors, dimension: dim, model: model, catalogHash: hash)
+            to: output, ids: items.map(\.id), vectors: vectors, dimension: dim, model: model, catalogHash: hash, facts: facts)
         return (items.count, hash)
     }
+}
+
+/// The distinct word-piece ids of a text (no special tokens), ascending: the lexical feature's unit.
+public func wordPieces(_ tokenizer: WordPieceTokenizer, _ text: String, maxLength: Int = 128) -> [UInt32] {
+    let special: Set<Int32> = [tokenizer.clsID, tokenizer.sepID, tokenizer.padID]
+    return Array(Set(tokenizer.encode(text, maxLength: maxLength).inputIDs.filter { !special.contains($0) }.map { UInt32($0) })).sorted()
 }

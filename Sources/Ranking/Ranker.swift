@@ -19,6 +19,8 @@ public struct RankLimits: Sendable {
     public var maxInlineCandidates = 256
     /// Inline candidate embeddings kept (keyed by model version + id + text).
     public var inlineCacheEntries = 10_000
+    /// Recent item ids accepted in a user context (more is an invalid request).
+    public var maxRecentItems = 100
 
     public init() {}
 }
@@ -31,16 +33,24 @@ public struct RankQuery: Sendable {
     /// 0 = every candidate (10 for a whole-catalog request).
     public var topK: Int
     public var explain: Bool
+    /// The user's recent item ids, most recent first (personalisation with heads).
+    public var recentItemIDs: [String]
+    /// Overrides of the heads' alpha and beta.
+    public var alpha: Float?
+    public var beta: Float?
 
     public init(
         query: String, candidateIDs: [String] = [], inlineCandidates: [(id: String, text: String)] = [], topK: Int = 0,
-        explain: Bool = false
+        explain: Bool = false, recentItemIDs: [String] = [], alpha: Float? = nil, beta: Float? = nil
     ) {
         self.query = query
         self.candidateIDs = candidateIDs
         self.inlineCandidates = inlineCandidates
         self.topK = topK
         self.explain = explain
+        self.recentItemIDs = recentItemIDs
+        self.alpha = alpha
+        self.beta = beta
     }
 }
 
@@ -49,6 +59,15 @@ public struct ScoredItem: Sendable, Equatable {
     public var id: String
     public var score: Float
     public var cosine: Float
+    /// With heads: the predictions (and, when explaining, each feature's terms).
+    public var heads: HeadsScore?
+
+    public init(id: String, score: Float, cosine: Float, heads: HeadsScore? = nil) {
+        self.id = id
+        self.score = score
+        self.cosine = cosine
+        self.heads = heads
+    }
 }
 
 /// A ranking answer.
@@ -57,6 +76,10 @@ public struct RankOutcome: Sendable {
     public var notFound: [String]
     public var encodeNanos: UInt64
     public var scoreNanos: UInt64
+    /// Recent item ids that are not in the catalog (skipped for the profile).
+    public var unknownRecent: [String] = []
+    /// Whether the user context shaped the scores (heads with a profile).
+    public var userContextUsed = false
 }
 
 /// A request the ranker refuses, with the reason for the caller.
@@ -81,6 +104,8 @@ public final class Ranker {
     public let version: String
     /// Intra-op threads of its encoder.
     public var threads: Int { encoder.threads }
+    /// The ranking heads, when this version has them (nil: rank by cosine).
+    public let heads: PreparedHeads?
     private let encoder: Encoder
     private let tokenizer: WordPieceTokenizer
     private let kernels: KernelSet
@@ -90,8 +115,17 @@ public final class Ranker {
 
     public init(
         model: ModelFile, index: CatalogIndex, version: String? = nil, limits: RankLimits = RankLimits(),
-        kernels: KernelSet = .best, threads: Int = 1
+        kernels: KernelSet = .best, threads: Int = 1, heads: RankingHeads? = nil
     ) throws {
+        if let heads {
+            guard heads.modelContentHash == model.contentHash else {
+                throw HeadsError("heads \(heads.headsVersion) were trained with another model (content hash \(heads.modelContentHash.prefix(12)))")
+            }
+            guard heads.dimension == index.dimension else {
+                throw HeadsError("heads \(heads.headsVersion) expect dimension \(heads.dimension), the index has \(index.dimension)")
+            }
+        }
+        self.heads = heads.map(PreparedHeads.init)
         guard index.modelContentHash == model.contentHash else {
             throw IndexError(
                 "\(index.path): index was built with a different model (content hash "
@@ -137,6 +171,15 @@ public final class Ranker {
         for c in q.inlineCandidates where c.text.utf8.count > limits.maxQueryBytes {
             throw RankError("inline text of \"\(c.id)\" exceeds the \(limits.maxQueryBytes)-byte limit")
         }
+        if q.recentItemIDs.count > limits.maxRecentItems {
+            throw RankError("\(q.recentItemIDs.count) recent item ids exceed the maximum of \(limits.maxRecentItems)")
+        }
+        for id in q.recentItemIDs where id.isEmpty || id.utf8.count > limits.maxIDBytes {
+            throw RankError("recent item id of \(id.utf8.count) bytes is empty or exceeds \(limits.maxIDBytes) bytes")
+        }
+        for v in [q.alpha, q.beta].compactMap({ $0 }) where !v.isFinite {
+            throw RankError("alpha and beta must be finite numbers")
+        }
     }
 
     /// Ranks one request.
@@ -150,6 +193,9 @@ public final class Ranker {
             throw RankError("cannot encode the query: \(error)", internal: true)
         }
         let t1 = monotonic()
+        if let heads {
+            return try rankWithHeads(q, heads, queryVector: queryVector, encodeNanos: t1 - t0, started: t1)
+        }
         let (q8, qScale) = quantizeSymmetric(queryVector)
         let wholeCatalog = q.candidateIDs.isEmpty && q.inlineCandidates.isEmpty
         var notFound: [String] = []
@@ -223,6 +269,112 @@ public final class Ranker {
             return ScoredItem(id: id, score: e.score, cosine: e.score)
         }
         return RankOutcome(items: items, notFound: notFound, encodeNanos: t1 - t0, scoreNanos: monotonic() - t1)
+    }
+
+    /// One kernel pass of int8 row dots: `rows` of the index against `vector` (quantised here), as floats.
+    private func dots(_ rows: [UInt32], _ vector: [Float]) -> [Float] {
+        let (v8, vScale) = quantizeSymmetric(vector)
+        var out = [Int32](repeating: 0, count: rows.count)
+        rows.withUnsafeBufferPointer { r in
+            out.withUnsafeMutableBufferPointer { o in
+                kernels.config.pointee.dot_rows(r.count, index.dimension, index.embeddings, index.rowStride, r.baseAddress, v8, o.baseAddress!)
+            }
+        }
+        return rows.indices.map { vScale * index.scales[Int(rows[$0])] * Float(out[$0]) }
+    }
+
+    /// Ranks with the heads: features per candidate, both heads, combined score, top k by it.
+    private func rankWithHeads(
+        _ q: RankQuery, _ h: PreparedHeads, queryVector: [Float], encodeNanos: UInt64, started: UInt64
+    ) throws(RankError) -> RankOutcome {
+        let alpha = q.alpha ?? h.heads.alpha
+        let beta = q.beta ?? h.heads.beta
+        // The user's profile from the recent items the catalog knows.
+        var unknown: [String] = []
+        var recent: [[Float]] = []
+        for id in q.recentItemIDs {
+            if let r = index.row(of: id) { recent.append(index.embedding(ofRow: Int(r))) } else { unknown.append(id) }
+        }
+        let profile = FeatureSet.profile(recent)
+        let queryPieces = wordPieces(tokenizer, q.query, maxLength: limits.maxTokens)
+        let (uCTR, uEngagement) = h.interactionVectors(query: queryVector)
+        // Catalog rows: the candidates given, or the whole catalog.
+        let wholeCatalog = q.candidateIDs.isEmpty && q.inlineCandidates.isEmpty
+        var rows: [UInt32] = []
+        var positions: [Int] = []
+        var notFound: [String] = []
+        if wholeCatalog {
+            rows = (0..<UInt32(index.count)).map { $0 }
+            positions = Array(0..<index.count)
+        } else {
+            for (p, id) in q.candidateIDs.enumerated() {
+                if let row = index.row(of: id) {
+                    rows.append(row)
+                    positions.append(p)
+                } else {
+                    notFound.append(id)
+                }
+            }
+        }
+        let cosine = dots(rows, queryVector)
+        let interactionCTR = dots(rows, uCTR)
+        let interactionEngagement = uEngagement.map { dots(rows, $0) } ?? [Float](repeating: 0, count: rows.count)
+        let personal = profile.map { dots(rows, $0) }
+        let position = FeatureSet.positionFeature(FeatureSet.servingPosition)
+        func raw(_ i: Int) -> [Float] {
+            let r = Int(rows[i])
+            return [
+                cosine[i], FeatureSet.lexical(query: queryPieces, title: index.titlePieces(ofRow: r)), personal?[i] ?? 0,
+                profile == nil ? 0 : 1, index.popularity(ofRow: r) ?? .nan, FeatureSet.logPriceFeature(index.price(ofRow: r)),
+                position,
+            ]
+        }
+        let present = rows.count + q.inlineCandidates.count
+        let k = min(q.topK == 0 ? (wholeCatalog ? 10 : present) : q.topK, present)
+        var top = TopK(k: k)
+        for i in rows.indices {
+            let s = h.score(raw: raw(i), interactionCTR: interactionCTR[i], interactionEngagement: interactionEngagement[i], alpha: alpha, beta: beta, explain: false)
+            top.insert(score: s.combined, position: positions[i])
+        }
+        // Inline candidates: fp32 from their on-the-fly embeddings; no catalog priors.
+        var inlineVectors: [[Float]] = []
+        do {
+            inlineVectors = try embedInline(q.inlineCandidates)
+        } catch {
+            throw RankError("cannot encode inline candidates: \(error)", internal: true)
+        }
+        func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
+        func inlineRaw(_ j: Int) -> [Float] {
+            let v = inlineVectors[j]
+            let pieces = wordPieces(tokenizer, q.inlineCandidates[j].text, maxLength: limits.maxTokens)
+            let lexical = pieces.withUnsafeBufferPointer { FeatureSet.lexical(query: queryPieces, title: $0) }
+            return [dot(v, queryVector), lexical, profile.map { dot($0, v) } ?? 0, profile == nil ? 0 : 1, .nan, .nan, position]
+        }
+        func inlineScore(_ j: Int, explain: Bool) -> HeadsScore {
+            let v = inlineVectors[j]
+            return h.score(
+                raw: inlineRaw(j), interactionCTR: dot(v, uCTR), interactionEngagement: uEngagement.map { dot(v, $0) } ?? 0,
+                alpha: alpha, beta: beta, explain: explain)
+        }
+        for j in inlineVectors.indices {
+            top.insert(score: inlineScore(j, explain: false).combined, position: q.candidateIDs.count + j + (wholeCatalog ? index.count : 0))
+        }
+        // Final scores (with the terms when explaining) for the k kept.
+        let rowOfPosition = Dictionary(uniqueKeysWithValues: positions.enumerated().map { ($1, $0) })
+        let items = top.sorted().map { e -> ScoredItem in
+            if let i = rowOfPosition[e.position] {
+                let s = h.score(raw: raw(i), interactionCTR: interactionCTR[i], interactionEngagement: interactionEngagement[i], alpha: alpha, beta: beta, explain: q.explain)
+                let id = wholeCatalog ? index.id(ofRow: Int(rows[i])) : q.candidateIDs[e.position]
+                return ScoredItem(id: id, score: s.combined, cosine: cosine[i], heads: s)
+            }
+            let j = e.position - q.candidateIDs.count
+            let s = inlineScore(j, explain: q.explain)
+            return ScoredItem(id: q.inlineCandidates[j].id, score: s.combined, cosine: inlineRaw(j)[0], heads: s)
+        }
+        var outcome = RankOutcome(items: items, notFound: notFound, encodeNanos: encodeNanos, scoreNanos: monotonic() - started)
+        outcome.unknownRecent = unknown
+        outcome.userContextUsed = profile != nil
+        return outcome
     }
 
     private func embedInline(_ candidates: [(id: String, text: String)]) throws -> [[Float]] {

@@ -84,7 +84,9 @@ enum ControlHandler {
             guard core.workerViews.contains(where: { $0.identity == identity }) else {
                 return encode(["error": "no live worker \(worker)"])
             }
-            let body = encode(["version": version, "model": model, "index": index])
+            var load = ["version": version, "model": model, "index": index]
+            if let heads = request["heads"] as? String { load["heads"] = heads }
+            let body = encode(load)
             actions = core.requestLoad(identity, body: body)
             return encode(["ok": true, "state": core.workerViews.first { $0.identity == identity }?.state ?? "?"])
         default:

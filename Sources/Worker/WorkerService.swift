@@ -216,6 +216,7 @@ public final class WorkerService: @unchecked Sendable {
     /// get a ranked answer), then serve it. On any failure the current version stays. Returns the READY to send.
     private func load(_ body: [UInt8], link: ZMQSocket) -> [[UInt8]] {
         let request = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: String] ?? [:]
+        // "heads": a heads file for the new version (absent or empty: rank by cosine).
         let started = monotonicNanos()
         do {
             guard let version = request["version"], let modelPath = request["model"], let indexPath = request["index"] else {
@@ -224,7 +225,9 @@ public final class WorkerService: @unchecked Sendable {
             logger.info("loading version", metadata: ["model.version": "\(version)", "model.path": "\(modelPath)"])
             let model = try ModelFile(path: modelPath)
             let index = try CatalogIndex(path: indexPath, model: model)
-            let next = try Ranker(model: model, index: index, version: version, limits: ranker.limits, threads: ranker.threads)
+            let heads = try request["heads"].flatMap { $0.isEmpty ? nil : $0 }.map { path throws(HeadsError) in try RankingHeads.load(path) }
+            let next = try Ranker(
+                model: model, index: index, version: version, limits: ranker.limits, threads: ranker.threads, heads: heads)
             // Mapped: tell the router (through the I/O thread) that warm-up and the smoke set are next.
             try? link.send([FrameHeader(type: .heartbeat, requestID: 0).bytes, Array("warming".utf8)])
             _ = try next.embed("warm up")
@@ -275,7 +278,8 @@ public final class WorkerService: @unchecked Sendable {
         let query = RankQuery(
             query: request.query, candidateIDs: request.candidateIds,
             inlineCandidates: request.inlineCandidates.map { (id: $0.id, text: $0.text) }, topK: Int(request.topK),
-            explain: request.explain)
+            explain: request.explain, recentItemIDs: request.user.recentItemIds,
+            alpha: request.hasAlpha ? request.alpha : nil, beta: request.hasBeta ? request.beta : nil)
         let outcome: RankOutcome
         do {
             outcome = try ranker.rank(query)
@@ -291,12 +295,28 @@ public final class WorkerService: @unchecked Sendable {
             if request.explain {
                 var c = Zrank_V1_ScoreComponents()
                 c.cosine = item.cosine
+                if let h = item.heads {
+                    c.ctr = h.ctr
+                    c.engagement = h.engagement
+                    c.combined = h.combined
+                    c.alpha = h.alpha
+                    c.beta = h.beta
+                    c.contributions = h.contributions.map { term in
+                        var f = Zrank_V1_FeatureContribution()
+                        f.feature = term.feature
+                        f.ctrLogit = term.ctrLogit
+                        f.engagement = term.engagement
+                        return f
+                    }
+                }
                 r.components = c
             }
             return r
         }
         response.notFound = outcome.notFound
-        response.userContextUsed = false
+        response.userContextUsed = outcome.userContextUsed
+        response.unknownRecentIds = outcome.unknownRecent
+        response.headsVersion = ranker.heads?.heads.headsVersion ?? ""
         var timings = Zrank_V1_Timings()
         timings.queueUs = UInt64(header.queueMicros)
         timings.encodeUs = outcome.encodeNanos / 1000

@@ -172,6 +172,9 @@ extension ZRank {
         @Option(name: .long, help: "Serve from a model registry (with --version) instead of --model/--index.")
         var registry: String?
 
+        @Option(name: .long, help: "Ranking heads to score with (default: cosine; in registry mode the version's heads.json).")
+        var heads: String?
+
         @Option(name: .long, help: "Worker id for logs (default w-<pid>).")
         var id: String?
 
@@ -194,6 +197,7 @@ extension ZRank {
             let logger = makeLogger("zrank.worker")
             var modelPath = ranking.model ?? ""
             var indexPath = ranking.index ?? ""
+            var headsPath = heads
             var version = self.version
             if let registry, let asked = version {
                 // A (re)started worker runs the version the rollout record says is live, not the one it was first
@@ -203,6 +207,7 @@ extension ZRank {
                     let live = try RolloutStore(registry: r).load()?.stable ?? asked
                     modelPath = r.modelPath(live)
                     indexPath = r.indexPath(live)
+                    headsPath = r.headsPath(live)
                     version = live
                 } catch {
                     throw CLIFailure("zrank worker: \(error)")
@@ -212,8 +217,10 @@ extension ZRank {
             let ranker: Ranker
             do {
                 let index = try CatalogIndex(path: indexPath, model: file)
+                let loaded = try headsPath.map { path throws(HeadsError) in try RankingHeads.load(path) }
                 ranker = try Ranker(
-                    model: file, index: index, version: version, limits: ranking.limits, threads: max(1, ranking.threads))
+                    model: file, index: index, version: version, limits: ranking.limits, threads: max(1, ranking.threads),
+                    heads: loaded)
             } catch {
                 throw CLIFailure("zrank worker: \(error)")
             }

@@ -65,8 +65,20 @@ extension ZRank {
         @Option(name: .long, help: "Pin requests to this model version.")
         var pin: String?
 
-        @Flag(name: .long, help: "Ask for each item's score components.")
+        @Flag(name: .long, help: "Ask for each item's score components (with heads: ctr, engagement, each feature's contributions).")
         var explain = false
+
+        @Option(name: .long, help: "User id sent in the user context.")
+        var user: String?
+
+        @Option(name: .long, help: "Comma-separated recent item ids of the user, most recent first (personalisation with heads).")
+        var recent: String?
+
+        @Option(name: .long, help: "Override the heads' alpha in score = alpha * ctr + beta * engagement.")
+        var alpha: Float?
+
+        @Option(name: .long, help: "Override the heads' beta.")
+        var beta: Float?
 
         @Flag(name: .long, help: "One JSON object per request instead of a table.")
         var json = false
@@ -111,6 +123,10 @@ extension ZRank {
                 r.candidateIds = requests[i].candidates
                 r.topK = UInt32(topK ?? 0)
                 r.explain = explain
+                if let user { r.user.userID = user }
+                if let recent { r.user.recentItemIds = recent.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) } }
+                if let alpha { r.alpha = alpha }
+                if let beta { r.beta = beta }
                 let body: [UInt8] = try r.serializedBytes()
                 if sentAt[i] == 0 { sentAt[i] = monotonicNanos() }
                 attempts[i] += 1
@@ -228,17 +244,40 @@ extension ZRank {
         private func responseLine(_ idJSON: String, _ r: Zrank_V1_RankResponse) -> String {
             let items = r.items.map { item -> String in
                 var s = "{\"id\": \(JSONLines.quote(item.id)), \"score\": \(item.score)"
-                if explain && item.hasComponents { s += ", \"components\": {\"cosine\": \(item.components.cosine)}" }
+                if explain && item.hasComponents {
+                    let c = item.components
+                    s += ", \"components\": {\"cosine\": \(c.cosine)}"
+                    if !r.headsVersion.isEmpty {
+                        // Each feature's term in the CTR logit and in the engagement prediction (they sum exactly).
+                        let terms = c.contributions.map {
+                            "\(JSONLines.quote($0.feature)): {\"ctr_logit\": \($0.ctrLogit), \"engagement\": \($0.engagement)}"
+                        }
+                        s += ", \"ctr\": \(c.ctr), \"engagement\": \(c.engagement), \"combined\": \(c.combined)"
+                        s += ", \"alpha\": \(c.alpha), \"beta\": \(c.beta), \"contributions\": {\(terms.joined(separator: ", "))}"
+                    }
+                }
                 return s + "}"
             }
             let notFound = r.notFound.map(JSONLines.quote).joined(separator: ", ")
-            return "{\"id\": \(idJSON), \"model_version\": \(JSONLines.quote(r.modelVersion)), \"items\": [\(items.joined(separator: ", "))], \"not_found\": [\(notFound)]}"
+            var extra = ""
+            if !r.headsVersion.isEmpty { extra += ", \"heads_version\": \(JSONLines.quote(r.headsVersion))" }
+            if !r.unknownRecentIds.isEmpty { extra += ", \"unknown_recent_ids\": [\(r.unknownRecentIds.map(JSONLines.quote).joined(separator: ", "))]" }
+            if r.userContextUsed { extra += ", \"user_context_used\": true" }
+            return "{\"id\": \(idJSON), \"model_version\": \(JSONLines.quote(r.modelVersion)), \"items\": [\(items.joined(separator: ", "))], \"not_found\": [\(notFound)]\(extra)}"
         }
 
         private func table(_ q: QueryRequest, _ r: Zrank_V1_RankResponse) -> String {
-            var lines = ["query: \(q.query)   (model \(r.modelVersion), \(r.timings.totalUs) µs in the pool)"]
+            let heads = r.headsVersion.isEmpty ? "" : ", heads \(r.headsVersion)"
+            var lines = ["query: \(q.query)   (model \(r.modelVersion)\(heads), \(r.timings.totalUs) µs in the pool)"]
             for (rank, item) in r.items.enumerated() {
-                lines.append(String(format: "%4d. %8.4f  %@", rank + 1, item.score, item.id))
+                var line = String(format: "%4d. %8.4f  %@", rank + 1, item.score, item.id)
+                if explain && item.hasComponents && !r.headsVersion.isEmpty {
+                    let c = item.components
+                    line += String(format: "   ctr %.4f  engagement %.3f  cosine %.3f", c.ctr, c.engagement, c.cosine)
+                    let top = c.contributions.filter { $0.feature != "bias" }.sorted { abs($0.ctrLogit) > abs($1.ctrLogit) }.prefix(3)
+                    line += "  (" + top.map { String(format: "%@ %+.2f", $0.feature, $0.ctrLogit) }.joined(separator: ", ") + ")"
+                }
+                lines.append(line)
             }
             if !r.notFound.isEmpty { lines.append("not found: \(r.notFound.joined(separator: ", "))") }
             return lines.joined(separator: "\n")

@@ -15,7 +15,11 @@ extension ZRank {
 
         struct Add: ParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Register a model under a version name and build its catalog index.")
+                abstract: "Register a model under a version name and build its catalog index (or reuse another version's).",
+                discussion: """
+                    zrank registry add --registry DIR --version NAME --model FILE.zrm --catalog items.jsonl [--heads heads.json]
+                    zrank registry add --registry DIR --version NAME --from VERSION --heads heads.json   (a heads refresh)
+                    """)
 
             @Option(name: .long, help: "The registry folder (created if missing).")
             var registry: String
@@ -24,10 +28,26 @@ extension ZRank {
             var version: String
 
             @Option(name: .long, help: "The model file (*.zrm); its checksum must verify.")
-            var model: String
+            var model: String?
 
-            @Option(name: .long, help: "The catalog, JSON lines {\"id\", \"title\", \"text\"?}.")
-            var catalog: String
+            @Option(name: .long, help: "The catalog, JSON lines {\"id\", \"title\", \"text\"?, \"popularity\"?, \"price\"?}.")
+            var catalog: String?
+
+            @Option(name: .long, help: "Ranking heads (zrank train-heads) this version ranks with; without: cosine.")
+            var heads: String?
+
+            @Option(name: .long, help: "Reuse this version's model and index (with --heads): a heads refresh.")
+            var from: String?
+
+            func validate() throws {
+                if from != nil {
+                    guard heads != nil, model == nil, catalog == nil else {
+                        throw ValidationError("--from VERSION takes --heads FILE and no --model/--catalog")
+                    }
+                } else {
+                    guard model != nil, catalog != nil else { throw ValidationError("give --model and --catalog (or --from and --heads)") }
+                }
+            }
 
             @Option(name: .long, help: "Free text kept in the manifest.")
             var notes: String = ""
@@ -35,12 +55,19 @@ extension ZRank {
             func run() throws {
                 do {
                     let terminal = isatty(STDERR_FILENO) == 1
-                    let m = try Registry(path: registry).add(version: version, model: model, catalog: catalog, notes: notes) { done, total in
-                        guard terminal else { return }
-                        FileHandle.standardError.write(Data("\rindexing \(done)/\(total)".utf8))
+                    let r = try Registry(path: registry)
+                    let m: RegistryManifest
+                    if let from, let heads {
+                        m = try r.add(version: version, from: from, heads: heads, notes: notes)
+                    } else {
+                        m = try r.add(version: version, model: model!, catalog: catalog!, heads: heads, notes: notes) { done, total in
+                            guard terminal else { return }
+                            FileHandle.standardError.write(Data("\rindexing \(done)/\(total)".utf8))
+                        }
                     }
                     if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
-                    print("registered \(m.version): model \(m.modelContentHash.prefix(12)), \(m.catalogSize) items, catalog \(m.catalogSourceHash.prefix(12))")
+                    print("registered \(m.version): model \(m.modelContentHash.prefix(12)), \(m.catalogSize) items, catalog \(m.catalogSourceHash.prefix(12))"
+                        + (m.headsVersion.map { ", heads \($0)" } ?? "") + (m.reusedFrom.map { " (model and index of \($0))" } ?? ""))
                 } catch {
                     throw CLIFailure("zrank registry add: \(error)")
                 }

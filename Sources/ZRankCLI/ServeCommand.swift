@@ -45,6 +45,9 @@ extension ZRank {
         @Option(name: .long, help: "Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (default: off).")
         var metrics: String?
 
+        @Option(name: .long, help: "Ranking heads (zrank train-heads) with --model/--index; in registry mode a version's heads.json is used.")
+        var heads: String?
+
         @OptionGroup var routerOptions: RouterOptions
         @OptionGroup var faultOptions: FaultOptions
 
@@ -52,8 +55,8 @@ extension ZRank {
             guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
             if registry != nil {
                 guard version != nil else { throw ValidationError("--registry needs --version NAME") }
-                guard ranking.model == nil, ranking.index == nil else {
-                    throw ValidationError("give either --registry/--version or --model/--index")
+                guard ranking.model == nil, ranking.index == nil, heads == nil else {
+                    throw ValidationError("give either --registry/--version or --model/--index [--heads]")
                 }
             } else {
                 guard ranking.model != nil, ranking.index != nil else {
@@ -91,10 +94,11 @@ extension ZRank {
                     throw CLIFailure("zrank serve: \(error)")
                 }
             }
-            // Fail fast, in the supervisor, on a bad model or index.
+            // Fail fast, in the supervisor, on a bad model, index or heads.
             let file = try loadModel(modelPath, command: "serve")
             do {
-                _ = try CatalogIndex(path: indexPath, model: file)
+                let index = try CatalogIndex(path: indexPath, model: file)
+                if let heads { _ = try Ranker(model: file, index: index, heads: try RankingHeads.load(heads)) }
             } catch {
                 throw CLIFailure("zrank serve: \(error)")
             }
@@ -106,7 +110,7 @@ extension ZRank {
                               "--queue-bound", "\(routerOptions.queueBound)", "--deadline-ms", "\(routerOptions.deadlineMs)"]
             // In registry mode workers read the rollout record when they (re)start, so a restarted worker comes back
             // on the live version rather than the one `serve` was started with.
-            let source = registry.map { ["--registry", $0] } ?? ["--model", modelPath, "--index", indexPath]
+            let source = registry.map { ["--registry", $0] } ?? ["--model", modelPath, "--index", indexPath] + (heads.map { ["--heads", $0] } ?? [])
             var workerArgs = ["worker"] + source + ["--connect", backendEndpoint,
                               "--max-candidates", "\(ranking.maxCandidates)", "--max-query-bytes", "\(ranking.maxQueryBytes)",
                               "--threads", "\(ranking.threads)"]

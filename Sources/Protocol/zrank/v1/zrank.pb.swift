@@ -23,7 +23,9 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-/// Who is asking: personalisation input. Accepted and reported back as unused until the ranking model uses it.
+/// Who is asking: personalisation input. With ranking heads, the user's profile is the recency-weighted mean of the
+/// index embeddings of `recent_item_ids` (ids not in the catalog are skipped and reported in
+/// RankResponse.unknown_recent_ids).
 public nonisolated struct Zrank_V1_UserContext: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -82,11 +84,50 @@ public nonisolated struct Zrank_V1_RankRequest: Sendable {
   /// Return each item's score components.
   public var explain: Bool = false
 
+  /// Override the heads' weights of score = alpha * P(click) + beta * E[engagement] (ignored without heads).
+  public var alpha: Float {
+    get {_alpha ?? 0}
+    set {_alpha = newValue}
+  }
+  /// Returns true if `alpha` has been explicitly set.
+  public var hasAlpha: Bool {self._alpha != nil}
+  /// Clears the value of `alpha`. Subsequent reads from it will return its default value.
+  public mutating func clearAlpha() {self._alpha = nil}
+
+  public var beta: Float {
+    get {_beta ?? 0}
+    set {_beta = newValue}
+  }
+  /// Returns true if `beta` has been explicitly set.
+  public var hasBeta: Bool {self._beta != nil}
+  /// Clears the value of `beta`. Subsequent reads from it will return its default value.
+  public mutating func clearBeta() {self._beta = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _user: Zrank_V1_UserContext? = nil
+  fileprivate var _alpha: Float? = nil
+  fileprivate var _beta: Float? = nil
+}
+
+/// One feature's share of a score: its term in the CTR logit and in the engagement prediction (the heads are linear
+/// before the link function, so the terms sum exactly to the logit and the prediction; "bias" holds the intercepts).
+public nonisolated struct Zrank_V1_FeatureContribution: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var feature: String = String()
+
+  public var ctrLogit: Float = 0
+
+  public var engagement: Float = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// How a score was made (filled when RankRequest.explain is set).
@@ -97,6 +138,20 @@ public nonisolated struct Zrank_V1_ScoreComponents: Sendable {
 
   /// Cosine similarity of query and item embeddings.
   public var cosine: Float = 0
+
+  /// With heads: predicted click probability, expected engagement (log(1 + dwell seconds), 0 without a click), and
+  /// score = alpha * ctr + beta * engagement.
+  public var ctr: Float = 0
+
+  public var engagement: Float = 0
+
+  public var combined: Float = 0
+
+  public var contributions: [Zrank_V1_FeatureContribution] = []
+
+  public var alpha: Float = 0
+
+  public var beta: Float = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -175,6 +230,9 @@ public nonisolated struct Zrank_V1_RankResponse: Sendable {
 
   /// Version of the ranking heads used; empty when ranking by cosine.
   public var headsVersion: String = String()
+
+  /// UserContext.recent_item_ids that are not in the catalog (skipped when building the profile).
+  public var unknownRecentIds: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -386,7 +444,7 @@ nonisolated extension Zrank_V1_InlineCandidate: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Zrank_V1_RankRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RankRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}query\0\u{1}user\0\u{3}candidate_ids\0\u{3}inline_candidates\0\u{3}top_k\0\u{1}explain\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}query\0\u{1}user\0\u{3}candidate_ids\0\u{3}inline_candidates\0\u{3}top_k\0\u{1}explain\0\u{1}alpha\0\u{1}beta\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -400,6 +458,8 @@ nonisolated extension Zrank_V1_RankRequest: SwiftProtobuf.Message, SwiftProtobuf
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.inlineCandidates) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.topK) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.explain) }()
+      case 7: try { try decoder.decodeSingularFloatField(value: &self._alpha) }()
+      case 8: try { try decoder.decodeSingularFloatField(value: &self._beta) }()
       default: break
       }
     }
@@ -428,6 +488,12 @@ nonisolated extension Zrank_V1_RankRequest: SwiftProtobuf.Message, SwiftProtobuf
     if self.explain != false {
       try visitor.visitSingularBoolField(value: self.explain, fieldNumber: 6)
     }
+    try { if let v = self._alpha {
+      try visitor.visitSingularFloatField(value: v, fieldNumber: 7)
+    } }()
+    try { if let v = self._beta {
+      try visitor.visitSingularFloatField(value: v, fieldNumber: 8)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -438,6 +504,48 @@ nonisolated extension Zrank_V1_RankRequest: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.inlineCandidates != rhs.inlineCandidates {return false}
     if lhs.topK != rhs.topK {return false}
     if lhs.explain != rhs.explain {return false}
+    if lhs._alpha != rhs._alpha {return false}
+    if lhs._beta != rhs._beta {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Zrank_V1_FeatureContribution: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FeatureContribution"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}feature\0\u{3}ctr_logit\0\u{1}engagement\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.feature) }()
+      case 2: try { try decoder.decodeSingularFloatField(value: &self.ctrLogit) }()
+      case 3: try { try decoder.decodeSingularFloatField(value: &self.engagement) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.feature.isEmpty {
+      try visitor.visitSingularStringField(value: self.feature, fieldNumber: 1)
+    }
+    if self.ctrLogit.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.ctrLogit, fieldNumber: 2)
+    }
+    if self.engagement.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.engagement, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Zrank_V1_FeatureContribution, rhs: Zrank_V1_FeatureContribution) -> Bool {
+    if lhs.feature != rhs.feature {return false}
+    if lhs.ctrLogit != rhs.ctrLogit {return false}
+    if lhs.engagement != rhs.engagement {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -445,7 +553,7 @@ nonisolated extension Zrank_V1_RankRequest: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Zrank_V1_ScoreComponents: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ScoreComponents"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cosine\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cosine\0\u{1}ctr\0\u{1}engagement\0\u{1}combined\0\u{1}contributions\0\u{1}alpha\0\u{1}beta\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -454,6 +562,12 @@ nonisolated extension Zrank_V1_ScoreComponents: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularFloatField(value: &self.cosine) }()
+      case 2: try { try decoder.decodeSingularFloatField(value: &self.ctr) }()
+      case 3: try { try decoder.decodeSingularFloatField(value: &self.engagement) }()
+      case 4: try { try decoder.decodeSingularFloatField(value: &self.combined) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.contributions) }()
+      case 6: try { try decoder.decodeSingularFloatField(value: &self.alpha) }()
+      case 7: try { try decoder.decodeSingularFloatField(value: &self.beta) }()
       default: break
       }
     }
@@ -463,11 +577,35 @@ nonisolated extension Zrank_V1_ScoreComponents: SwiftProtobuf.Message, SwiftProt
     if self.cosine.bitPattern != 0 {
       try visitor.visitSingularFloatField(value: self.cosine, fieldNumber: 1)
     }
+    if self.ctr.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.ctr, fieldNumber: 2)
+    }
+    if self.engagement.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.engagement, fieldNumber: 3)
+    }
+    if self.combined.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.combined, fieldNumber: 4)
+    }
+    if !self.contributions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.contributions, fieldNumber: 5)
+    }
+    if self.alpha.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.alpha, fieldNumber: 6)
+    }
+    if self.beta.bitPattern != 0 {
+      try visitor.visitSingularFloatField(value: self.beta, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Zrank_V1_ScoreComponents, rhs: Zrank_V1_ScoreComponents) -> Bool {
     if lhs.cosine != rhs.cosine {return false}
+    if lhs.ctr != rhs.ctr {return false}
+    if lhs.engagement != rhs.engagement {return false}
+    if lhs.combined != rhs.combined {return false}
+    if lhs.contributions != rhs.contributions {return false}
+    if lhs.alpha != rhs.alpha {return false}
+    if lhs.beta != rhs.beta {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -564,7 +702,7 @@ nonisolated extension Zrank_V1_Timings: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Zrank_V1_RankResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RankResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}model_version\0\u{1}items\0\u{3}not_found\0\u{1}timings\0\u{3}user_context_used\0\u{3}heads_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}model_version\0\u{1}items\0\u{3}not_found\0\u{1}timings\0\u{3}user_context_used\0\u{3}heads_version\0\u{3}unknown_recent_ids\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -578,6 +716,7 @@ nonisolated extension Zrank_V1_RankResponse: SwiftProtobuf.Message, SwiftProtobu
       case 4: try { try decoder.decodeSingularMessageField(value: &self._timings) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.userContextUsed) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.headsVersion) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.unknownRecentIds) }()
       default: break
       }
     }
@@ -606,6 +745,9 @@ nonisolated extension Zrank_V1_RankResponse: SwiftProtobuf.Message, SwiftProtobu
     if !self.headsVersion.isEmpty {
       try visitor.visitSingularStringField(value: self.headsVersion, fieldNumber: 6)
     }
+    if !self.unknownRecentIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.unknownRecentIds, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -616,6 +758,7 @@ nonisolated extension Zrank_V1_RankResponse: SwiftProtobuf.Message, SwiftProtobu
     if lhs._timings != rhs._timings {return false}
     if lhs.userContextUsed != rhs.userContextUsed {return false}
     if lhs.headsVersion != rhs.headsVersion {return false}
+    if lhs.unknownRecentIds != rhs.unknownRecentIds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

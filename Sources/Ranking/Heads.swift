@@ -1,0 +1,263 @@
+import Foundation
+
+/// The ranking features, written down once: names, order and normalisation are the heads file's contract
+/// (`feature_set` names this version).
+///
+/// | # | name | raw value |
+/// | --- | --- | --- |
+/// | 0 | `cosine` | cosine(query, item) from the int8 encoder and the index |
+/// | 1 | `lexical` | share of the query's distinct word pieces found in the item title's |
+/// | 2 | `personal` | cosine(user profile, item); 0 without a profile |
+/// | 3 | `has_profile` | 1 when the request's recent items gave a profile, else 0 |
+/// | 4 | `popularity` | the catalog's `popularity` (missing: the training mean) |
+/// | 5 | `log_price` | log(1 + price) from the catalog (missing: the training mean) |
+/// | 6 | `position_bias` | 1 / log2(1 + position) of the logged impression; training only: serving uses position 1 |
+/// | 7… | `qd_0` … `qd_{D-1}` | element-wise product of the query and item embeddings |
+///
+/// Every feature is standardised with the training rows' mean and standard deviation (stored in the heads file);
+/// a missing value becomes the mean (0 after standardisation).
+public enum FeatureSet {
+    public static let name = "zrank-features-v1"
+    public static let scalarNames = ["cosine", "lexical", "personal", "has_profile", "popularity", "log_price", "position_bias"]
+    public static let scalarCount = 7
+    public static let cosine = 0, lexical = 1, personal = 2, hasProfile = 3, popularity = 4, logPrice = 5, positionBias = 6
+    /// The position the training-only position feature is set to when serving.
+    public static let servingPosition = 1
+
+    public static func names(dimension: Int) -> [String] { scalarNames + (0..<dimension).map { "qd_\($0)" } }
+
+    public static func positionFeature(_ position: Int) -> Float { 1 / log2(1 + Float(max(1, position))) }
+
+    public static func logPriceFeature(_ price: Float?) -> Float { price.map { log1p(max(0, $0)) } ?? .nan }
+
+    /// Share of `query` pieces found in `title` pieces (both ascending, distinct).
+    public static func lexical(query: [UInt32], title: UnsafeBufferPointer<UInt32>) -> Float {
+        guard !query.isEmpty else { return 0 }
+        var i = 0, j = 0, hits = 0
+        while i < query.count && j < title.count {
+            if query[i] == title[j] {
+                hits += 1
+                i += 1
+                j += 1
+            } else if query[i] < title[j] {
+                i += 1
+            } else {
+                j += 1
+            }
+        }
+        return Float(hits) / Float(query.count)
+    }
+
+    /// The user profile: the recency-weighted mean (weight 0.8^k for the k-th most recent) of the items' embeddings,
+    /// L2-normalised; nil when no embedding is given.
+    public static func profile(_ embeddings: [[Float]]) -> [Float]? {
+        guard let first = embeddings.first else { return nil }
+        var sum = [Float](repeating: 0, count: first.count)
+        var w: Float = 1
+        for e in embeddings {
+            for i in 0..<sum.count { sum[i] += w * e[i] }
+            w *= 0.8
+        }
+        let norm = sum.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        guard norm > 0 else { return nil }
+        return sum.map { $0 / norm }
+    }
+}
+
+/// One linear head: `bias + Σ weights[i] · z[i]` over the standardised features.
+public struct LinearHead: Codable, Sendable, Equatable {
+    public var bias: Float
+    public var weights: [Float]
+
+    public init(bias: Float, weights: [Float]) {
+        self.bias = bias
+        self.weights = weights
+    }
+}
+
+/// Why a heads file was refused.
+public struct HeadsError: Error, Equatable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The ranking heads (`heads.json`): a CTR head (logistic regression) and an engagement head (linear regression on
+/// log(1 + dwell seconds) per impression, 0 when not clicked: the expected engagement of showing the item),
+/// combined as `score = alpha · P(click) + beta · E[engagement]`.
+public struct RankingHeads: Codable, Sendable, Equatable {
+    public static let format = "zrank-heads"
+    public static let formatVersion = 1
+
+    public var format = RankingHeads.format
+    public var formatVersion = RankingHeads.formatVersion
+    /// What responses report as `heads_version`.
+    public var headsVersion: String
+    public var featureSet = FeatureSet.name
+    public var features: [String]
+    /// Per feature: training mean and standard deviation (standardisation).
+    public var mean: [Float]
+    public var std: [Float]
+    public var ctr: LinearHead
+    /// nil: the log had no engagement data; the heads are CTR-only (beta 0).
+    public var engagement: LinearHead?
+    public var alpha: Float = 1
+    public var beta: Float = 0.1
+    /// The model the features were computed with (the embeddings must come from it).
+    public var modelContentHash: String
+    public var createdAt: String
+    /// The training report (validation figures), for the record.
+    public var report: [String: Double] = [:]
+
+    public init(
+        headsVersion: String, dimension: Int, mean: [Float], std: [Float], ctr: LinearHead, engagement: LinearHead?,
+        modelContentHash: String
+    ) {
+        self.headsVersion = headsVersion
+        self.features = FeatureSet.names(dimension: dimension)
+        self.mean = mean
+        self.std = std
+        self.ctr = ctr
+        self.engagement = engagement
+        self.beta = engagement == nil ? 0 : 0.1
+        self.modelContentHash = modelContentHash
+        self.createdAt = ISO8601DateFormatter().string(from: Date())
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case format, features, mean, std, ctr, engagement, alpha, beta, report
+        case formatVersion = "format_version"
+        case headsVersion = "heads_version"
+        case featureSet = "feature_set"
+        case modelContentHash = "model_content_hash"
+        case createdAt = "created_at"
+    }
+
+    /// Embedding dimension the heads expect.
+    public var dimension: Int { features.count - FeatureSet.scalarCount }
+
+    /// Reads and checks a heads file.
+    public static func load(_ path: String) throws(HeadsError) -> RankingHeads {
+        guard let data = FileManager.default.contents(atPath: path) else { throw HeadsError("\(path): cannot read heads file") }
+        let heads: RankingHeads
+        do {
+            heads = try JSONDecoder().decode(RankingHeads.self, from: data)
+        } catch {
+            throw HeadsError("\(path): not a heads file (\(error))")
+        }
+        try heads.check(path)
+        return heads
+    }
+
+    /// Writes the heads as JSON.
+    public func write(_ path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    func check(_ path: String) throws(HeadsError) {
+        guard format == Self.format, formatVersion == Self.formatVersion else {
+            throw HeadsError("\(path): heads format \(format) \(formatVersion) is not supported (this build reads \(Self.format) \(Self.formatVersion))")
+        }
+        guard featureSet == FeatureSet.name else {
+            throw HeadsError("\(path): feature set \(featureSet) is not \(FeatureSet.name)")
+        }
+        let n = features.count
+        guard n > FeatureSet.scalarCount, features == FeatureSet.names(dimension: n - FeatureSet.scalarCount) else {
+            throw HeadsError("\(path): the feature names are not \(FeatureSet.name)'s")
+        }
+        guard mean.count == n, std.count == n, ctr.weights.count == n, engagement.map({ $0.weights.count == n }) ?? true else {
+            throw HeadsError("\(path): \(n) features but mismatched mean/std/weight counts")
+        }
+        let numbers = mean + std + ctr.weights + [ctr.bias, alpha, beta] + (engagement.map { $0.weights + [$0.bias] } ?? [])
+        guard numbers.allSatisfy(\.isFinite), std.allSatisfy({ $0 > 0 }) else {
+            throw HeadsError("\(path): non-finite numbers or non-positive standard deviations")
+        }
+    }
+}
+
+/// The heads folded for serving: scalar weights divided by the deviations, the interaction part as one vector per
+/// head (so it costs one dot product per candidate: Σ w_i (q_i d_i − m_i) / s_i = d · u − c with u_i = w_i q_i / s_i).
+public struct PreparedHeads: Sendable {
+    public let heads: RankingHeads
+    /// Per head: scalar weight / std, scalar mean, interaction weight / std, and the interaction's constant part.
+    struct Folded: Sendable {
+        var bias: Float
+        var scalarWeights: [Float]
+        var interactionWeights: [Float]
+        var interactionConstant: Float
+    }
+
+    let ctr: Folded
+    let engagement: Folded?
+
+    public init(_ heads: RankingHeads) {
+        self.heads = heads
+        func fold(_ h: LinearHead) -> Folded {
+            let s = FeatureSet.scalarCount
+            let interaction = (s..<heads.features.count).map { h.weights[$0] / heads.std[$0] }
+            var constant: Float = 0
+            for i in s..<heads.features.count { constant -= h.weights[i] * heads.mean[i] / heads.std[i] }
+            return Folded(bias: h.bias, scalarWeights: Array(h.weights[0..<s]), interactionWeights: interaction, interactionConstant: constant)
+        }
+        ctr = fold(heads.ctr)
+        engagement = heads.engagement.map(fold)
+    }
+
+    /// The standardised scalar features (NaN = missing → 0).
+    func standardise(_ raw: [Float]) -> [Float] {
+        (0..<FeatureSet.scalarCount).map { raw[$0].isNaN ? 0 : (raw[$0] - heads.mean[$0]) / heads.std[$0] }
+    }
+
+    /// The interaction vectors of one query (u = w ⊙ q / s) for the CTR and engagement heads.
+    func interactionVectors(query: [Float]) -> (ctr: [Float], engagement: [Float]?) {
+        (zip(ctr.interactionWeights, query).map { $0 * $1 }, engagement.map { zip($0.interactionWeights, query).map { $0 * $1 } })
+    }
+}
+
+/// One candidate's heads output, with the exact per-feature terms.
+public struct HeadsScore: Sendable, Equatable {
+    public var ctr: Float
+    public var engagement: Float
+    public var combined: Float
+    /// (feature, term in the CTR logit, term in the engagement prediction); "interaction" sums the qd_* features,
+    /// "bias" holds the intercepts. The CTR terms sum to the logit, the engagement terms to the prediction.
+    public var contributions: [(feature: String, ctrLogit: Float, engagement: Float)]
+    public var alpha: Float
+    public var beta: Float
+
+    public static func == (a: HeadsScore, b: HeadsScore) -> Bool {
+        a.ctr == b.ctr && a.engagement == b.engagement && a.combined == b.combined && a.alpha == b.alpha && a.beta == b.beta
+            && a.contributions.map(\.feature) == b.contributions.map(\.feature)
+            && a.contributions.map(\.ctrLogit) == b.contributions.map(\.ctrLogit)
+            && a.contributions.map(\.engagement) == b.contributions.map(\.engagement)
+    }
+}
+
+extension PreparedHeads {
+    /// Scores one candidate from its raw scalar features and its two interaction dot products (d · u, per head).
+    /// - Parameter explain: fill `contributions`.
+    func score(raw: [Float], interactionCTR: Float, interactionEngagement: Float, alpha: Float, beta: Float, explain: Bool) -> HeadsScore {
+        let z = standardise(raw)
+        var logit = ctr.bias
+        var eng = engagement?.bias ?? 0
+        var terms: [(String, Float, Float)] = []
+        if explain { terms.append(("bias", ctr.bias, engagement?.bias ?? 0)) }
+        for s in 0..<FeatureSet.scalarCount {
+            let tc = ctr.scalarWeights[s] * z[s]
+            let te = (engagement?.scalarWeights[s] ?? 0) * z[s]
+            logit += tc
+            eng += te
+            if explain { terms.append((FeatureSet.scalarNames[s], tc, te)) }
+        }
+        let ic = interactionCTR + ctr.interactionConstant
+        let ie = engagement.map { interactionEngagement + $0.interactionConstant } ?? 0
+        logit += ic
+        eng += ie
+        if explain { terms.append(("interaction", ic, ie)) }
+        let p = 1 / (1 + exp(-logit))
+        return HeadsScore(
+            ctr: p, engagement: eng, combined: alpha * p + beta * eng, contributions: terms.map { (feature: $0.0, ctrLogit: $0.1, engagement: $0.2) },
+            alpha: alpha, beta: beta)
+    }
+}

@@ -1,0 +1,473 @@
+import Foundation
+import Model
+import Ranking
+import Tokenizer
+
+/// Why training could not run.
+public struct TrainingError: Error, Equatable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One logged impression: `{"query", "item", "user": {"id", "recent"}?, "position"?, "clicked", "dwell_s"?}`.
+public struct Impression: Sendable, Equatable {
+    public var query: String
+    public var item: String
+    public var userID: String?
+    public var recent: [String]
+    public var position: Int?
+    public var clicked: Bool
+    public var dwellSeconds: Double?
+}
+
+/// A log line that could not be used, with its number (1-based) and why.
+public struct LogProblem: Codable, Sendable, Equatable {
+    public var line: Int
+    public var reason: String
+}
+
+/// Reads an impression log (JSON lines). Malformed lines are collected, not fatal.
+public enum ImpressionLog {
+    public static func read(_ path: String) throws(TrainingError) -> (rows: [Impression], problems: [LogProblem]) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError("\(path): cannot read the log") }
+        var rows: [Impression] = []
+        var problems: [LogProblem] = []
+        var number = 0
+        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            number += 1
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            switch parse(Data(line)) {
+            case .success(let r): rows.append(r)
+            case .failure(let reason): problems.append(LogProblem(line: number, reason: reason.description))
+            }
+        }
+        return (rows, problems)
+    }
+
+    static func parse(_ line: Data) -> Result<Impression, TrainingError> {
+        guard String(data: line, encoding: .utf8) != nil else { return .failure(TrainingError("invalid UTF-8")) }
+        guard let o = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] else {
+            return .failure(TrainingError("not a JSON object"))
+        }
+        guard let query = o["query"] as? String, !query.allSatisfy(\.isWhitespace) else {
+            return .failure(TrainingError("missing or empty string \"query\""))
+        }
+        guard let item = o["item"] as? String, !item.isEmpty else { return .failure(TrainingError("missing string \"item\"")) }
+        guard let clicked = o["clicked"] as? Bool else { return .failure(TrainingError("missing boolean \"clicked\"")) }
+        var r = Impression(query: query, item: item, userID: nil, recent: [], position: nil, clicked: clicked, dwellSeconds: nil)
+        if let user = o["user"], !(user is NSNull) {
+            guard let u = user as? [String: Any] else { return .failure(TrainingError("\"user\" must be an object")) }
+            r.userID = u["id"] as? String
+            if let recent = u["recent"] {
+                guard let list = recent as? [String] else { return .failure(TrainingError("\"user.recent\" must be a list of ids")) }
+                r.recent = list
+            }
+        }
+        if let p = o["position"], !(p is NSNull) {
+            guard let n = p as? Int, n >= 1 else { return .failure(TrainingError("\"position\" must be an integer >= 1")) }
+            r.position = n
+        }
+        if let d = o["dwell_s"], !(d is NSNull) {
+            guard let v = (d as? Double) ?? (d as? Int).map(Double.init), v >= 0, v.isFinite else {
+                return .failure(TrainingError("\"dwell_s\" must be a non-negative number"))
+            }
+            r.dwellSeconds = v
+        }
+        return .success(r)
+    }
+}
+
+/// How to train.
+public struct TrainingOptions: Sendable {
+    /// Share of sessions (user, query) held out for validation.
+    public var validation = 0.2
+    /// L2 regularisation strength (on the standardised features; the intercepts are not penalised).
+    public var l2 = 0.1
+    public var seed: UInt64 = 1
+    public var headsVersion = "heads"
+    /// Use the personal features (off: trained as if no request had a user profile).
+    public var usePersonal = true
+    public var maxIterations = 200
+    /// Iterations without a better validation loss before stopping.
+    public var patience = 15
+
+    public init() {}
+}
+
+/// What training measured on the validation split, next to the cosine-only baseline on the same split.
+public struct TrainingReport: Codable, Sendable {
+    public var rows = 0
+    public var trainRows = 0
+    public var validationRows = 0
+    public var validationSessions = 0
+    public var malformedLines = 0
+    /// The first malformed lines (line number, reason).
+    public var problems: [LogProblem] = []
+    /// Impressions whose item is not in the index (skipped).
+    public var unknownItems = 0
+    /// Recent item ids not in the index (skipped when building profiles).
+    public var unknownRecentItems = 0
+    public var clicks = 0
+    public var ctrLogLoss = 0.0
+    public var ctrAUC = 0.0
+    public var baselineLogLoss = 0.0
+    public var baselineAUC = 0.0
+    public var engagementRows = 0
+    public var engagementRMSE: Double?
+    public var baselineEngagementRMSE: Double?
+    public var ndcg10 = 0.0
+    public var baselineNDCG10 = 0.0
+    public var ctrIterations = 0
+    public var engagementIterations = 0
+    public var usedPersonal = true
+    /// With a simulator truth file: figures per user segment ("strong_taste", "no_taste").
+    public var segments: [String: SegmentFigures]?
+
+    enum CodingKeys: String, CodingKey {
+        case segments
+        case rows, clicks, problems
+        case trainRows = "train_rows"
+        case validationRows = "validation_rows"
+        case validationSessions = "validation_sessions"
+        case malformedLines = "malformed_lines"
+        case unknownItems = "unknown_items"
+        case unknownRecentItems = "unknown_recent_items"
+        case ctrLogLoss = "ctr_log_loss"
+        case ctrAUC = "ctr_auc"
+        case baselineLogLoss = "cosine_log_loss"
+        case baselineAUC = "cosine_auc"
+        case engagementRows = "engagement_rows"
+        case engagementRMSE = "engagement_rmse"
+        case baselineEngagementRMSE = "mean_engagement_rmse"
+        case ndcg10 = "ndcg10"
+        case baselineNDCG10 = "cosine_ndcg10"
+        case ctrIterations = "ctr_iterations"
+        case engagementIterations = "engagement_iterations"
+        case usedPersonal = "used_personal"
+    }
+}
+
+/// One validation impression with both scores (for per-segment evaluation).
+public struct ValidationRow: Sendable {
+    public var userID: String?
+    public var query: String
+    public var item: String
+    public var clicked: Bool
+    /// Session number (rows of one (user, query) share it).
+    public var session: Int
+    public var combined: Double
+    public var cosine: Double
+}
+
+/// Fits the ranking heads on an impression log: features from the int8 encoder and the index, L-BFGS with L2 and
+/// early stopping on a held-out split of sessions, a report next to the cosine-only baseline.
+public enum HeadsTrainer {
+    public struct Result {
+        public var heads: RankingHeads
+        public var report: TrainingReport
+        public var validation: [ValidationRow]
+    }
+
+    public static func train(
+        model: ModelFile, index: CatalogIndex, log: String, options: TrainingOptions = TrainingOptions(),
+        progress: (String) -> Void = { _ in }
+    ) throws -> Result {
+        let (all, problems) = try ImpressionLog.read(log)
+        var report = TrainingReport()
+        report.malformedLines = problems.count
+        report.problems = Array(problems.prefix(20))
+        report.usedPersonal = options.usePersonal
+        let rows = all.filter { index.row(of: $0.item) != nil }
+        report.unknownItems = all.count - rows.count
+        guard !rows.isEmpty else {
+            throw TrainingError("\(log): no usable impressions (\(problems.count) malformed lines, \(report.unknownItems) unknown items)")
+        }
+        let clicks = rows.filter(\.clicked).count
+        guard clicks > 0 else { throw TrainingError("\(log): no clicks among \(rows.count) impressions: nothing to learn a click model from") }
+        guard clicks < rows.count else { throw TrainingError("\(log): every impression is a click: one class only") }
+        report.rows = rows.count
+        report.clicks = clicks
+
+        // Features.
+        let ranker = try Ranker(model: model, index: index)
+        let tokenizer = try model.makeTokenizer()
+        let dim = index.dimension
+        let width = FeatureSet.scalarCount + dim
+        var queryVectors: [String: [Float]] = [:]
+        var queryPieces: [String: [UInt32]] = [:]
+        let queries = Array(Set(rows.map(\.query))).sorted()
+        for (i, q) in queries.enumerated() {
+            queryVectors[q] = try ranker.embed(q)
+            queryPieces[q] = wordPieces(tokenizer, q)
+            if i % 50 == 0 { progress("encoding queries \(i)/\(queries.count)") }
+        }
+        var profiles: [String: [Float]?] = [:]
+        var unknownRecent = Set<String>()
+        var x = [Float](repeating: 0, count: rows.count * width)
+        for (n, r) in rows.enumerated() {
+            let row = Int(index.row(of: r.item)!)
+            let q = queryVectors[r.query]!
+            let d = index.embedding(ofRow: row)
+            var profile: [Float]?
+            if options.usePersonal && !r.recent.isEmpty {
+                let key = r.recent.joined(separator: "\u{0}")
+                if let cached = profiles[key] {
+                    profile = cached
+                } else {
+                    var embeddings: [[Float]] = []
+                    for id in r.recent {
+                        if let rr = index.row(of: id) { embeddings.append(index.embedding(ofRow: Int(rr))) } else { unknownRecent.insert(id) }
+                    }
+                    profile = FeatureSet.profile(embeddings)
+                    profiles[key] = profile
+                }
+            }
+            let base = n * width
+            var cos: Float = 0
+            for i in 0..<dim { cos += q[i] * d[i] }
+            x[base + FeatureSet.cosine] = cos
+            x[base + FeatureSet.lexical] = FeatureSet.lexical(query: queryPieces[r.query]!, title: index.titlePieces(ofRow: row))
+            if let profile {
+                var p: Float = 0
+                for i in 0..<dim { p += profile[i] * d[i] }
+                x[base + FeatureSet.personal] = p
+                x[base + FeatureSet.hasProfile] = 1
+            }
+            x[base + FeatureSet.popularity] = index.popularity(ofRow: row) ?? .nan
+            x[base + FeatureSet.logPrice] = FeatureSet.logPriceFeature(index.price(ofRow: row))
+            x[base + FeatureSet.positionBias] = FeatureSet.positionFeature(r.position ?? FeatureSet.servingPosition)
+            for i in 0..<dim { x[base + FeatureSet.scalarCount + i] = q[i] * d[i] }
+        }
+        report.unknownRecentItems = unknownRecent.count
+
+        // Split by session (user, query), deterministic for a seed.
+        func sessionKey(_ r: Impression) -> String { (r.userID ?? "") + "\u{0}" + r.query }
+        var isValidation = [Bool](repeating: false, count: rows.count)
+        for (n, r) in rows.enumerated() {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ options.seed
+            for b in sessionKey(r).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            h ^= h >> 33
+            h = h &* 0xff51_afd7_ed55_8ccd
+            h ^= h >> 33
+            isValidation[n] = Double(h % 1_000_000) / 1_000_000 < options.validation
+        }
+        let train = rows.indices.filter { !isValidation[$0] }
+        let valid = rows.indices.filter { isValidation[$0] }
+        guard !train.isEmpty else { throw TrainingError("\(log): no training rows left after the validation split") }
+        guard train.contains(where: { rows[$0].clicked }), train.contains(where: { !rows[$0].clicked }) else {
+            throw TrainingError("\(log): the training split has one class only")
+        }
+        report.trainRows = train.count
+        report.validationRows = valid.count
+
+        // Standardisation from the training rows (missing values → the mean).
+        var mean = [Float](repeating: 0, count: width)
+        var std = [Float](repeating: 1, count: width)
+        for f in 0..<width {
+            var sum = 0.0, sq = 0.0, count = 0.0
+            for n in train {
+                let v = x[n * width + f]
+                if v.isNaN { continue }
+                sum += Double(v)
+                sq += Double(v) * Double(v)
+                count += 1
+            }
+            guard count > 0 else { continue }
+            let m = sum / count
+            let variance = max(0, sq / count - m * m)
+            mean[f] = Float(m)
+            std[f] = variance > 1e-12 ? Float(variance.squareRoot()) : 1
+        }
+        var z = x
+        for n in rows.indices {
+            for f in 0..<width {
+                let v = x[n * width + f]
+                z[n * width + f] = v.isNaN ? 0 : (v - mean[f]) / std[f]
+            }
+        }
+        let labels = rows.map { $0.clicked ? 1.0 : 0.0 }
+
+        // CTR head: logistic regression.
+        progress("fitting the CTR head")
+        var ctrIterations = 0
+        let ctrWeights = fit(
+            z: z, width: width, train: train, valid: valid, target: labels, logistic: true, l2: options.l2, options: options,
+            iterations: &ctrIterations) { i, loss in progress(String(format: "CTR head: iteration %d, validation log-loss %.5f", i, loss)) }
+        report.ctrIterations = ctrIterations
+        let ctr = LinearHead(bias: Float(ctrWeights[width]), weights: ctrWeights[0..<width].map { Float($0) })
+
+        // Engagement head: linear regression on log(1 + dwell seconds) per impression (0 when not clicked), so the
+        // prediction is the expected engagement of showing the item; clicks without a dwell time are left out.
+        let engaged = rows.indices.filter { !rows[$0].clicked || rows[$0].dwellSeconds != nil }
+        report.engagementRows = rows.filter { $0.clicked && $0.dwellSeconds != nil }.count
+        var engagement: LinearHead?
+        let engagementTarget = rows.map { log1p($0.dwellSeconds ?? 0) }
+        let engagedTrain = engaged.filter { !isValidation[$0] }
+        let engagedValid = engaged.filter { isValidation[$0] }
+        if report.engagementRows >= 20 {
+            progress("fitting the engagement head")
+            var iterations = 0
+            let w = fit(
+                z: z, width: width, train: engagedTrain, valid: engagedValid, target: engagementTarget, logistic: false,
+                l2: options.l2, options: options, iterations: &iterations) { i, loss in
+                progress(String(format: "engagement head: iteration %d, validation MSE %.5f", i, loss))
+            }
+            report.engagementIterations = iterations
+            engagement = LinearHead(bias: Float(w[width]), weights: w[0..<width].map { Float($0) })
+        }
+        var heads = RankingHeads(
+            headsVersion: options.headsVersion, dimension: dim, mean: mean, std: std, ctr: ctr, engagement: engagement,
+            modelContentHash: model.contentHash)
+
+        // Validation figures, as served: position set to the serving constant.
+        let servingPosition = (FeatureSet.positionFeature(FeatureSet.servingPosition) - mean[FeatureSet.positionBias]) / std[FeatureSet.positionBias]
+        func predict(_ head: LinearHead, _ n: Int, serving: Bool) -> Double {
+            var t = Double(head.bias)
+            for f in 0..<width {
+                let v = serving && f == FeatureSet.positionBias ? servingPosition : z[n * width + f]
+                t += Double(head.weights[f]) * Double(v)
+            }
+            return t
+        }
+        func sigmoid(_ t: Double) -> Double { 1 / (1 + exp(-t)) }
+        let validLabels = valid.map { rows[$0].clicked }
+        // Log-loss of the logged clicks (with their positions); AUC as served (position constant), like cosine's.
+        report.ctrLogLoss = RankingMetrics.logLoss(valid.map { sigmoid(predict(ctr, $0, serving: false)) }, validLabels)
+        report.ctrAUC = RankingMetrics.auc(valid.map { predict(ctr, $0, serving: true) }, validLabels)
+        let cosine = valid.map { Double(x[$0 * width + FeatureSet.cosine]) }
+        report.baselineAUC = RankingMetrics.auc(cosine, validLabels)
+        // Cosine-only baseline log-loss: a one-feature logistic regression on the same training rows.
+        let c = fitOneFeature(train.map { Double(x[$0 * width]) }, train.map { labels[$0] })
+        report.baselineLogLoss = RankingMetrics.logLoss(cosine.map { sigmoid(c.0 + c.1 * $0) }, validLabels)
+        if let engagement, !engagedValid.isEmpty {
+            let truth = engagedValid.map { engagementTarget[$0] }
+            report.engagementRMSE = RankingMetrics.rmse(engagedValid.map { predict(engagement, $0, serving: false) }, truth)
+            let trainMean = engagedTrain.map { engagementTarget[$0] }.reduce(0, +) / Double(engagedTrain.count)
+            report.baselineEngagementRMSE = RankingMetrics.rmse(truth.map { _ in trainMean }, truth)
+        }
+        // NDCG@10 per validation session, combined score as served vs cosine; gain: a click.
+        var sessionOf: [String: Int] = [:]
+        var groups: [[Int]] = []
+        var combined: [Double] = []
+        var validation: [ValidationRow] = []
+        for (k, n) in valid.enumerated() {
+            let key = sessionKey(rows[n])
+            let s = sessionOf[key] ?? {
+                sessionOf[key] = groups.count
+                groups.append([])
+                return groups.count - 1
+            }()
+            groups[s].append(k)
+            let p = sigmoid(predict(ctr, n, serving: true))
+            let e = engagement.map { predict($0, n, serving: true) } ?? 0
+            let score = Double(heads.alpha) * p + Double(heads.beta) * e
+            combined.append(score)
+            validation.append(ValidationRow(
+                userID: rows[n].userID, query: rows[n].query, item: rows[n].item, clicked: rows[n].clicked, session: s, combined: score,
+                cosine: cosine[k]))
+        }
+        let gains = validLabels.map { $0 ? 1.0 : 0.0 }
+        report.validationSessions = groups.count
+        report.ndcg10 = RankingMetrics.ndcg(groups: groups, score: combined, gain: gains)
+        report.baselineNDCG10 = RankingMetrics.ndcg(groups: groups, score: cosine, gain: gains)
+        heads.report = [
+            "ctr_log_loss": report.ctrLogLoss, "ctr_auc": report.ctrAUC, "cosine_log_loss": report.baselineLogLoss,
+            "cosine_auc": report.baselineAUC, "ndcg10": report.ndcg10, "cosine_ndcg10": report.baselineNDCG10,
+            "train_rows": Double(report.trainRows), "validation_rows": Double(report.validationRows),
+        ].filter { $0.value.isFinite }
+        if let e = report.engagementRMSE { heads.report["engagement_rmse"] = e }
+        return Result(heads: heads, report: report, validation: validation)
+    }
+
+    /// L-BFGS on mean log-loss (logistic) or mean squared error, plus l2/2·|w|² (bias excluded); keeps the weights
+    /// with the best validation loss and stops after `patience` iterations without improvement.
+    /// - Returns: width weights then the bias.
+    static func fit(
+        z: [Float], width: Int, train: [Int], valid: [Int], target: [Double], logistic: Bool, l2: Double, options: TrainingOptions,
+        iterations: inout Int, report: (Int, Double) -> Void
+    ) -> [Double] {
+        func loss(_ w: [Double], _ set: [Int], gradient: Bool) -> (Double, [Double]) {
+            var total = 0.0
+            var g = [Double](repeating: 0, count: gradient ? width + 1 : 0)
+            z.withUnsafeBufferPointer { zp in
+                for n in set {
+                    let base = n * width
+                    var t = w[width]
+                    for f in 0..<width { t += w[f] * Double(zp[base + f]) }
+                    let residual: Double
+                    if logistic {
+                        let p = 1 / (1 + exp(-t))
+                        let q = min(max(p, 1e-12), 1 - 1e-12)
+                        total -= target[n] > 0.5 ? log(q) : log(1 - q)
+                        residual = p - target[n]
+                    } else {
+                        residual = t - target[n]
+                        total += 0.5 * residual * residual
+                    }
+                    if gradient {
+                        for f in 0..<width { g[f] += residual * Double(zp[base + f]) }
+                        g[width] += residual
+                    }
+                }
+            }
+            let count = Double(max(1, set.count))
+            total /= count
+            if gradient { for f in 0...width { g[f] /= count } }
+            var penalty = 0.0
+            for f in 0..<width {
+                penalty += 0.5 * l2 * w[f] * w[f]
+                if gradient { g[f] += l2 * w[f] }
+            }
+            return (total + penalty, g)
+        }
+        var optimiser = LBFGS()
+        optimiser.maxIterations = options.maxIterations
+        var start = [Double](repeating: 0, count: width + 1)
+        if logistic {
+            let rate = train.reduce(0) { $0 + target[$1] } / Double(train.count)
+            start[width] = log(max(rate, 1e-6) / max(1 - rate, 1e-6))
+        } else {
+            start[width] = train.reduce(0) { $0 + target[$1] } / Double(train.count)
+        }
+        var best = start
+        var bestLoss = Double.infinity
+        var since = 0
+        let scoreSet = valid.isEmpty ? train : valid
+        _ = optimiser.minimise(start, evaluate: { loss($0, train, gradient: true) }) { i, w, _ in
+            iterations = i
+            let v = loss(w, scoreSet, gradient: false).0 - (0..<width).reduce(0) { $0 + 0.5 * l2 * w[$1] * w[$1] }
+            report(i, v)
+            if v < bestLoss - 1e-9 {
+                bestLoss = v
+                best = w
+                since = 0
+            } else {
+                since += 1
+            }
+            return since < options.patience
+        }
+        return best
+    }
+
+    /// (intercept, slope) of a one-feature logistic regression (standardised inside).
+    static func fitOneFeature(_ v: [Double], _ y: [Double]) -> (Double, Double) {
+        let m = v.reduce(0, +) / Double(v.count)
+        let s = max((v.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(v.count)).squareRoot(), 1e-12)
+        var optimiser = LBFGS()
+        optimiser.maxIterations = 100
+        let w = optimiser.minimise([0, 0]) { w in
+            var total = 0.0, g0 = 0.0, g1 = 0.0
+            for (vi, yi) in zip(v, y) {
+                let zi = (vi - m) / s
+                let p = 1 / (1 + exp(-(w[0] + w[1] * zi)))
+                let q = min(max(p, 1e-12), 1 - 1e-12)
+                total -= yi > 0.5 ? log(q) : log(1 - q)
+                g0 += p - yi
+                g1 += (p - yi) * zi
+            }
+            let n = Double(v.count)
+            return (total / n, [g0 / n, g1 / n])
+        }
+        return (w[0] - w[1] * m / s, w[1] / s)
+    }
+}
