@@ -230,6 +230,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "TrainingTests",
+            dependencies: ["Training", "Ranking", "Model", "_TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RankingTests",
+            dependencies: ["Ranking", "Model", "_TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "ZRankCLI", "ZRankBenchCLI", "ZRankCtl", "Protocol", "Ranking", "Model", "_TestSupport",

@@ -18,6 +18,19 @@ public struct Impression: Sendable, Equatable {
     public var position: Int?
     public var clicked: Bool
     public var dwellSeconds: Double?
+
+    public init(
+        query: String, item: String, userID: String? = nil, recent: [String] = [], position: Int? = nil, clicked: Bool,
+        dwellSeconds: Double? = nil
+    ) {
+        self.query = query
+        self.item = item
+        self.userID = userID
+        self.recent = recent
+        self.position = position
+        self.clicked = clicked
+        self.dwellSeconds = dwellSeconds
+    }
 }
 
 /// A log line that could not be used, with its number (1-based) and why.
