@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import Model
+import Ranking
+
+extension ZRank {
+    /// `zrank bench-rank --model FILE --index FILE --heads FILE [--candidates 1000] [--seconds 3] [--rounds 3]`
+    struct BenchRank: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bench-rank",
+            abstract: "Time ranking with heads against cosine-only ranking, alternating rounds in one process (JSON lines).",
+            discussion: """
+                Both rankers map the same model and index; each request is a real WANDS query (cycled) with the same
+                candidates. Heads requests also carry 8 recent items (the personal features). One JSON line per
+                round and mode, then a summary line with the ratios of the medians.
+                """)
+
+        @Option(name: .long, help: "The model file (*.zrm).")
+        var model: String
+
+        @Option(name: .long, help: "The catalog index (*.zri).")
+        var index: String
+
+        @Option(name: .long, help: "The heads file.")
+        var heads: String
+
+        @Option(name: .long, help: "Candidates per request (drawn from the index).")
+        var candidates: Int = 1000
+
+        @Option(name: .long, help: "Measured seconds per round and mode.")
+        var seconds: Double = 3
+
+        @Option(name: .long, help: "Rounds (each runs cosine, then heads).")
+        var rounds: Int = 3
+
+        @Option(name: .long, help: "Query file (WANDS query.csv or plain lines).")
+        var queries: String = "bench/data/wands/query.csv"
+
+        func validate() throws {
+            guard candidates >= 1, seconds > 0, rounds >= 1 else { throw ValidationError("need --candidates >= 1, --seconds > 0, --rounds >= 1") }
+        }
+
+        func run() throws {
+            let file = try loadModel(model, command: "bench-rank")
+            let idx: CatalogIndex
+            let loaded: RankingHeads
+            do {
+                idx = try CatalogIndex(path: index, model: file)
+                loaded = try RankingHeads.load(heads)
+            } catch {
+                throw CLIFailure("zrank bench-rank: \(error)")
+            }
+            let plain = try Ranker(model: file, index: idx)
+            let withHeads = try Ranker(model: file, index: idx, heads: loaded)
+            let text = (try? String(contentsOfFile: queries, encoding: .utf8)) ?? "sofa\nlamp\n"
+            var qs = text.split(whereSeparator: \.isNewline).map { line -> String in
+                let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+                return fields.count >= 2 ? String(fields[1]) : String(line)
+            }
+            if qs.first == "query" { qs.removeFirst() }
+            let n = min(candidates, idx.count)
+            let stride = max(1, idx.count / n)
+            let ids = (0..<n).map { idx.id(ofRow: ($0 * stride) % idx.count) }
+            let recent = (0..<8).map { idx.id(ofRow: ($0 * 97 + 13) % idx.count) }
+            func measure(_ ranker: Ranker, heads: Bool) throws -> [String: Any] {
+                var totals: [Double] = []
+                var scores: [Double] = []
+                var i = 0
+                let end = Date().addingTimeInterval(seconds)
+                while Date() < end {
+                    let q = RankQuery(query: qs[i % qs.count], candidateIDs: ids, topK: 10, recentItemIDs: heads ? recent : [])
+                    i += 1
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let outcome = try ranker.rank(q)
+                    totals.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000)
+                    scores.append(Double(outcome.scoreNanos) / 1000)
+                }
+                totals.sort()
+                scores.sort()
+                return [
+                    "mode": heads ? "heads" : "cosine", "candidates": n, "requests": totals.count,
+                    "p50_us": totals[totals.count / 2], "p99_us": totals[min(totals.count - 1, totals.count * 99 / 100)],
+                    "mean_us": totals.reduce(0, +) / Double(totals.count), "score_p50_us": scores[scores.count / 2],
+                ]
+            }
+            _ = try measure(plain, heads: false)  // warm-up
+            _ = try measure(withHeads, heads: true)
+            var p50: [String: [Double]] = [:]
+            var scoreP50: [String: [Double]] = [:]
+            for round in 1...rounds {
+                for (ranker, heads) in [(plain, false), (withHeads, true)] {
+                    var r = try measure(ranker, heads: heads)
+                    r["round"] = round
+                    let mode = r["mode"] as! String
+                    p50[mode, default: []].append(r["p50_us"] as! Double)
+                    scoreP50[mode, default: []].append(r["score_p50_us"] as! Double)
+                    let data = try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
+                    print(String(decoding: data, as: UTF8.self))
+                }
+            }
+            func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+            let summary: [String: Any] = [
+                "summary": true, "candidates": n, "rounds": rounds,
+                "cosine_p50_us": median(p50["cosine"]!), "heads_p50_us": median(p50["heads"]!),
+                "heads_over_cosine": median(p50["heads"]!) / median(p50["cosine"]!),
+                "score_only_heads_over_cosine": median(scoreP50["heads"]!) / median(scoreP50["cosine"]!),
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
+        }
+    }
+}
