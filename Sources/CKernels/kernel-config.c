@@ -42,6 +42,7 @@ static const struct zrk_kernel_config zrk_config_scalar = {
     .axpy = zrk_f32_axpy__scalar,
     .attention = zrk_f32_attention__scalar,
     .dot_rows = zrk_qs8_dot_rows__scalar,
+    .dot2_rows = zrk_qs8_dot2_rows__scalar,
 };
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -60,6 +61,7 @@ static const struct zrk_kernel_config zrk_config_avx2 = {
     .axpy = zrk_f32_axpy__avx2,
     .attention = zrk_f32_attention__avx2,
     .dot_rows = zrk_qs8_dot_rows__avx2,
+    .dot2_rows = zrk_qs8_dot2_rows__avx2,
 };
 
 static const struct zrk_kernel_config zrk_config_avx512vnni = {
@@ -76,6 +78,7 @@ static const struct zrk_kernel_config zrk_config_avx512vnni = {
     .axpy = zrk_f32_axpy__avx2,
     .attention = zrk_f32_attention__avx2,
     .dot_rows = zrk_qs8_dot_rows__avx2,
+    .dot2_rows = zrk_qs8_dot2_rows__avx2,
 };
 #endif
 
@@ -94,6 +97,7 @@ static const struct zrk_kernel_config zrk_config_neon = {
     .axpy = zrk_f32_axpy__scalar,
     .attention = zrk_f32_attention__scalar,
     .dot_rows = zrk_qs8_dot_rows__scalar,
+    .dot2_rows = zrk_qs8_dot2_rows__scalar,
 };
 #endif
 

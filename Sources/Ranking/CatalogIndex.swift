@@ -71,6 +71,8 @@ public final class CatalogIndex: @unchecked Sendable {
     private let priors: UnsafePointer<Float>?
     private let pieceOffsets: UnsafePointer<UInt32>?
     private let pieces: UnsafePointer<UInt32>?
+    /// log(1 + price) per row (NaN when missing), computed once at load: the heads' `log_price` feature.
+    private let logPrices: [Float]
     private let mapping: UnsafeMutableRawPointer
     private let size: Int
 
@@ -167,11 +169,17 @@ public final class CatalogIndex: @unchecked Sendable {
                 let b = Int(UInt32(littleEndian: offsets[r + 1]))
                 guard a <= b, b <= piecesCount else { throw IndexError("\(path): corrupt item facts") }
             }
-            self.priors = (base + factsAt).assumingMemoryBound(to: Float.self)
+            let priors = (base + factsAt).assumingMemoryBound(to: Float.self)
+            self.logPrices = (0..<count).map { r in
+                let v = Float(bitPattern: UInt32(littleEndian: UnsafeRawPointer(priors + 2 * r + 1).load(as: UInt32.self)))
+                return v.isNaN ? .nan : log1p(max(0, v))
+            }
+            self.priors = priors
             self.pieceOffsets = offsets
             self.pieces = (base + factsAt + count * 8 + (count + 1) * 4).assumingMemoryBound(to: UInt32.self)
         } else {
             self.priors = nil
+            self.logPrices = []
             self.pieceOffsets = nil
             self.pieces = nil
         }
@@ -214,6 +222,10 @@ public final class CatalogIndex: @unchecked Sendable {
         let v = Float(bitPattern: UInt32(littleEndian: UnsafeRawPointer(priors + 2 * r + 1).load(as: UInt32.self)))
         return v.isNaN ? nil : v
     }
+
+    /// log(1 + price) of a row, NaN when the catalog has no price for it (the heads' `log_price` feature).
+    @inline(__always)
+    public func logPrice(ofRow r: Int) -> Float { logPrices.isEmpty ? .nan : logPrices[r] }
 
     /// The distinct word-piece ids of a row's title, ascending (empty without item facts).
     public func titlePieces(ofRow r: Int) -> UnsafeBufferPointer<UInt32> {

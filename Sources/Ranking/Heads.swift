@@ -30,21 +30,15 @@ public enum FeatureSet {
 
     public static func logPriceFeature(_ price: Float?) -> Float { price.map { log1p(max(0, $0)) } ?? .nan }
 
-    /// Share of `query` pieces found in `title` pieces (both ascending, distinct).
+    /// Share of `query` pieces found in `title` pieces (both distinct). A 64-bit mask of the query pieces skips
+    /// almost every title piece without a search (this runs once per candidate).
+    @inline(__always)
     public static func lexical(query: [UInt32], title: UnsafeBufferPointer<UInt32>) -> Float {
         guard !query.isEmpty else { return 0 }
-        var i = 0, j = 0, hits = 0
-        while i < query.count && j < title.count {
-            if query[i] == title[j] {
-                hits += 1
-                i += 1
-                j += 1
-            } else if query[i] < title[j] {
-                i += 1
-            } else {
-                j += 1
-            }
-        }
+        var mask: UInt64 = 0
+        for p in query { mask |= 1 << UInt64(p & 63) }
+        var hits = 0
+        for t in title where mask & (1 << UInt64(t & 63)) != 0 && query.contains(t) { hits += 1 }
         return Float(hits) / Float(query.count)
     }
 
@@ -190,9 +184,43 @@ public struct PreparedHeads: Sendable {
 
     let ctr: Folded
     let engagement: Folded?
+    /// The hot path's form of both heads: per scalar feature a slope (w/s) and, for features that may be missing,
+    /// an offset (−w·m/s) added only when present; the always-present offsets and the serving position's term are
+    /// folded into the intercept. Plain fields, no arrays: no reference counting per candidate.
+    struct Linear: Sendable {
+        var intercept: Float = 0
+        var cosine: Float = 0, lexical: Float = 0, personal: Float = 0, hasProfile: Float = 0
+        var popularity: Float = 0, popularityOffset: Float = 0, logPrice: Float = 0, logPriceOffset: Float = 0
+
+        /// Slope of a scalar feature by its index.
+        func slope(_ f: Int) -> Float {
+            [cosine, lexical, personal, hasProfile, popularity, logPrice, 0][f]
+        }
+    }
+
+    let fastCTR: Linear
+    let fastEngagement: Linear
 
     public init(_ heads: RankingHeads) {
         self.heads = heads
+        func linear(_ h: LinearHead?, interactionConstant: Float) -> Linear {
+            var l = Linear()
+            guard let h else { return l }
+            func slope(_ f: Int) -> Float { h.weights[f] / heads.std[f] }
+            func offset(_ f: Int) -> Float { -h.weights[f] * heads.mean[f] / heads.std[f] }
+            l.intercept = h.bias + interactionConstant + offset(FeatureSet.cosine) + offset(FeatureSet.lexical)
+                + offset(FeatureSet.personal) + offset(FeatureSet.hasProfile)
+                + slope(FeatureSet.positionBias) * FeatureSet.positionFeature(FeatureSet.servingPosition) + offset(FeatureSet.positionBias)
+            l.cosine = slope(FeatureSet.cosine)
+            l.lexical = slope(FeatureSet.lexical)
+            l.personal = slope(FeatureSet.personal)
+            l.hasProfile = slope(FeatureSet.hasProfile)
+            l.popularity = slope(FeatureSet.popularity)
+            l.popularityOffset = offset(FeatureSet.popularity)
+            l.logPrice = slope(FeatureSet.logPrice)
+            l.logPriceOffset = offset(FeatureSet.logPrice)
+            return l
+        }
         func fold(_ h: LinearHead) -> Folded {
             let s = FeatureSet.scalarCount
             let interaction = (s..<heads.features.count).map { h.weights[$0] / heads.std[$0] }
@@ -202,6 +230,26 @@ public struct PreparedHeads: Sendable {
         }
         ctr = fold(heads.ctr)
         engagement = heads.engagement.map(fold)
+        fastCTR = linear(heads.ctr, interactionConstant: ctr.interactionConstant)
+        fastEngagement = linear(heads.engagement, interactionConstant: engagement?.interactionConstant ?? 0)
+    }
+
+    /// (CTR logit, engagement) of one candidate without allocating: the hot path of ranking. Equal to `score`'s
+    /// up to float rounding. `popularity` and `logPrice` are NaN when missing.
+    @inline(__always)
+    func fast(
+        cosine: Float, lexical: Float, personal: Float, hasProfile: Float, popularity: Float, logPrice: Float,
+        interactionCTR: Float, interactionEngagement: Float
+    ) -> (logit: Float, engagement: Float) {
+        @inline(__always)
+        func eval(_ l: Linear, _ interaction: Float) -> Float {
+            var t = l.intercept + interaction
+            t += l.cosine * cosine + l.lexical * lexical + l.personal * personal + l.hasProfile * hasProfile
+            if !popularity.isNaN { t += l.popularity * popularity + l.popularityOffset }
+            if !logPrice.isNaN { t += l.logPrice * logPrice + l.logPriceOffset }
+            return t
+        }
+        return (eval(fastCTR, interactionCTR), engagement == nil ? 0 : eval(fastEngagement, interactionEngagement))
     }
 
     /// The standardised scalar features (NaN = missing → 0).

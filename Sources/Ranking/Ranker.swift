@@ -187,14 +187,19 @@ public final class Ranker {
         try validate(q)
         let t0 = monotonic()
         let queryVector: [Float]
+        let queryEncoding: TokenizerEncoding
         do {
-            queryVector = try embed(q.query)
+            queryEncoding = tokenizer.encode(q.query, maxLength: min(limits.maxTokens, model.config.maxPositions))
+            queryVector = try encoder.embed([queryEncoding])[0]
         } catch {
             throw RankError("cannot encode the query: \(error)", internal: true)
         }
         let t1 = monotonic()
         if let heads {
-            return try rankWithHeads(q, heads, queryVector: queryVector, encodeNanos: t1 - t0, started: t1)
+            // The lexical feature's query pieces come from the encoding already made.
+            let special: Set<Int32> = [tokenizer.clsID, tokenizer.sepID, tokenizer.padID]
+            let pieces = Array(Set(queryEncoding.inputIDs.filter { !special.contains($0) }.map { UInt32($0) })).sorted()
+            return try rankWithHeads(q, heads, queryVector: queryVector, queryPieces: pieces, encodeNanos: t1 - t0, started: t1)
         }
         let (q8, qScale) = quantizeSymmetric(queryVector)
         let wholeCatalog = q.candidateIDs.isEmpty && q.inlineCandidates.isEmpty
@@ -283,9 +288,29 @@ public final class Ranker {
         return rows.indices.map { vScale * index.scales[Int(rows[$0])] * Float(out[$0]) }
     }
 
+    /// One kernel pass of int8 row dots against two vectors (each quantised here), as floats.
+    private func dots2(_ rows: [UInt32], _ a: [Float], _ b: [Float]) -> ([Float], [Float]) {
+        let (a8, aScale) = quantizeSymmetric(a)
+        let (b8, bScale) = quantizeSymmetric(b)
+        var outA = [Int32](repeating: 0, count: rows.count)
+        var outB = [Int32](repeating: 0, count: rows.count)
+        rows.withUnsafeBufferPointer { r in
+            kernels.config.pointee.dot2_rows(
+                r.count, index.dimension, index.embeddings, index.rowStride, r.baseAddress, a8, b8, &outA, &outB)
+        }
+        var fa = [Float](repeating: 0, count: rows.count)
+        var fb = [Float](repeating: 0, count: rows.count)
+        for i in rows.indices {
+            let scale = index.scales[Int(rows[i])]
+            fa[i] = aScale * scale * Float(outA[i])
+            fb[i] = bScale * scale * Float(outB[i])
+        }
+        return (fa, fb)
+    }
+
     /// Ranks with the heads: features per candidate, both heads, combined score, top k by it.
     private func rankWithHeads(
-        _ q: RankQuery, _ h: PreparedHeads, queryVector: [Float], encodeNanos: UInt64, started: UInt64
+        _ q: RankQuery, _ h: PreparedHeads, queryVector: [Float], queryPieces: [UInt32], encodeNanos: UInt64, started: UInt64
     ) throws(RankError) -> RankOutcome {
         let alpha = q.alpha ?? h.heads.alpha
         let beta = q.beta ?? h.heads.beta
@@ -296,7 +321,6 @@ public final class Ranker {
             if let r = index.row(of: id) { recent.append(index.embedding(ofRow: Int(r))) } else { unknown.append(id) }
         }
         let profile = FeatureSet.profile(recent)
-        let queryPieces = wordPieces(tokenizer, q.query, maxLength: limits.maxTokens)
         let (uCTR, uEngagement) = h.interactionVectors(query: queryVector)
         // Catalog rows: the candidates given, or the whole catalog.
         let wholeCatalog = q.candidateIDs.isEmpty && q.inlineCandidates.isEmpty
@@ -316,25 +340,58 @@ public final class Ranker {
                 }
             }
         }
-        let cosine = dots(rows, queryVector)
-        let interactionCTR = dots(rows, uCTR)
-        let interactionEngagement = uEngagement.map { dots(rows, $0) } ?? [Float](repeating: 0, count: rows.count)
-        let personal = profile.map { dots(rows, $0) }
         let position = FeatureSet.positionFeature(FeatureSet.servingPosition)
-        func raw(_ i: Int) -> [Float] {
-            let r = Int(rows[i])
-            return [
-                cosine[i], FeatureSet.lexical(query: queryPieces, title: index.titlePieces(ofRow: r)), personal?[i] ?? 0,
-                profile == nil ? 0 : 1, index.popularity(ofRow: r) ?? .nan, FeatureSet.logPriceFeature(index.price(ofRow: r)),
-                position,
-            ]
-        }
+        let hasProfile: Float = profile == nil ? 0 : 1
         let present = rows.count + q.inlineCandidates.count
         let k = min(q.topK == 0 ? (wholeCatalog ? 10 : present) : q.topK, present)
+        // Pass 1, every candidate: cosine and personal enter both heads linearly, so they are folded into each head's
+        // interaction vector and two int8 row passes score all candidates. The best k + 16 go on to pass 2.
+        var keep = Array(rows.indices)
+        if rows.count > k + 16 {
+            let dim = index.dimension
+            let (c, e) = (h.fastCTR, h.fastEngagement)
+            var vC = uCTR
+            var vE = uEngagement ?? [Float](repeating: 0, count: dim)
+            for d in 0..<dim {
+                let p = profile?[d] ?? 0
+                vC[d] += c.cosine * queryVector[d] + c.personal * p
+                vE[d] += e.cosine * queryVector[d] + e.personal * p
+            }
+            let (a, b): ([Float], [Float]?) = uEngagement == nil ? (dots(rows, vC), nil) : dots2(rows, vC, vE)
+            var pre = TopK(k: k + 16)
+            for i in rows.indices {
+                let r = Int(rows[i])
+                let v = h.fast(
+                    cosine: 0, lexical: FeatureSet.lexical(query: queryPieces, title: index.titlePieces(ofRow: r)), personal: 0,
+                    hasProfile: hasProfile, popularity: index.popularity(ofRow: r) ?? .nan,
+                    logPrice: index.logPrice(ofRow: r), interactionCTR: a[i], interactionEngagement: b?[i] ?? 0)
+                pre.insert(score: alpha / (1 + exp(-v.logit)) + beta * v.engagement, position: i)
+            }
+            keep = pre.sorted().map(\.position).sorted()
+        }
+        // Pass 2, the candidates kept: each feature on its own (what explanations show), both heads, the combined
+        // score. TopK positions are indexes into `keep` (inline candidates follow).
+        let kept = keep.map { rows[$0] }
+        let cosine = dots(kept, queryVector)
+        let interactionCTR = dots(kept, uCTR)
+        let interactionEngagement = uEngagement.map { dots(kept, $0) } ?? [Float](repeating: 0, count: kept.count)
+        let personal = profile.map { dots(kept, $0) }
+        func raw(_ j: Int) -> [Float] {
+            let r = Int(kept[j])
+            return [
+                cosine[j], FeatureSet.lexical(query: queryPieces, title: index.titlePieces(ofRow: r)), personal?[j] ?? 0, hasProfile,
+                index.popularity(ofRow: r) ?? .nan, index.logPrice(ofRow: r), position,
+            ]
+        }
         var top = TopK(k: k)
-        for i in rows.indices {
-            let s = h.score(raw: raw(i), interactionCTR: interactionCTR[i], interactionEngagement: interactionEngagement[i], alpha: alpha, beta: beta, explain: false)
-            top.insert(score: s.combined, position: positions[i])
+        var values = [(logit: Float, engagement: Float)](repeating: (0, 0), count: kept.count)
+        for j in kept.indices {
+            let x = raw(j)
+            let v = h.fast(
+                cosine: x[0], lexical: x[1], personal: x[2], hasProfile: hasProfile, popularity: x[4], logPrice: x[5],
+                interactionCTR: interactionCTR[j], interactionEngagement: interactionEngagement[j])
+            values[j] = v
+            top.insert(score: alpha / (1 + exp(-v.logit)) + beta * v.engagement, position: j)
         }
         // Inline candidates: fp32 from their on-the-fly embeddings; no catalog priors.
         var inlineVectors: [[Float]] = []
@@ -344,32 +401,50 @@ public final class Ranker {
             throw RankError("cannot encode inline candidates: \(error)", internal: true)
         }
         func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
-        func inlineRaw(_ j: Int) -> [Float] {
-            let v = inlineVectors[j]
+        var inlineRaw: [[Float]] = []
+        var inlineInteraction: [(Float, Float)] = []
+        for (j, v) in inlineVectors.enumerated() {
             let pieces = wordPieces(tokenizer, q.inlineCandidates[j].text, maxLength: limits.maxTokens)
             let lexical = pieces.withUnsafeBufferPointer { FeatureSet.lexical(query: queryPieces, title: $0) }
-            return [dot(v, queryVector), lexical, profile.map { dot($0, v) } ?? 0, profile == nil ? 0 : 1, .nan, .nan, position]
+            let raw = [dot(v, queryVector), lexical, profile.map { dot($0, v) } ?? 0, hasProfile, Float.nan, Float.nan, position]
+            let ic = dot(v, uCTR), ie = uEngagement.map { dot(v, $0) } ?? 0
+            inlineRaw.append(raw)
+            inlineInteraction.append((ic, ie))
+            let t = h.fast(
+                cosine: raw[0], lexical: raw[1], personal: raw[2], hasProfile: raw[3], popularity: .nan, logPrice: .nan,
+                interactionCTR: ic, interactionEngagement: ie)
+            values.append(t)
+            top.insert(score: alpha / (1 + exp(-t.logit)) + beta * t.engagement, position: kept.count + j)
         }
-        func inlineScore(_ j: Int, explain: Bool) -> HeadsScore {
-            let v = inlineVectors[j]
-            return h.score(
-                raw: inlineRaw(j), interactionCTR: dot(v, uCTR), interactionEngagement: uEngagement.map { dot(v, $0) } ?? 0,
-                alpha: alpha, beta: beta, explain: explain)
-        }
-        for j in inlineVectors.indices {
-            top.insert(score: inlineScore(j, explain: false).combined, position: q.candidateIDs.count + j + (wholeCatalog ? index.count : 0))
-        }
-        // Final scores (with the terms when explaining) for the k kept.
-        let rowOfPosition = Dictionary(uniqueKeysWithValues: positions.enumerated().map { ($1, $0) })
+        // The k kept: the same numbers, plus each feature's terms when explaining.
         let items = top.sorted().map { e -> ScoredItem in
-            if let i = rowOfPosition[e.position] {
-                let s = h.score(raw: raw(i), interactionCTR: interactionCTR[i], interactionEngagement: interactionEngagement[i], alpha: alpha, beta: beta, explain: q.explain)
-                let id = wholeCatalog ? index.id(ofRow: Int(rows[i])) : q.candidateIDs[e.position]
-                return ScoredItem(id: id, score: s.combined, cosine: cosine[i], heads: s)
+            let v = values[e.position]
+            let p = 1 / (1 + exp(-v.logit))
+            var s = HeadsScore(ctr: p, engagement: v.engagement, combined: e.score, contributions: [], alpha: alpha, beta: beta)
+            let id: String
+            let cos: Float
+            if e.position < kept.count {
+                let i = e.position
+                id = wholeCatalog ? index.id(ofRow: Int(kept[i])) : q.candidateIDs[positions[keep[i]]]
+                cos = cosine[i]
+                if q.explain {
+                    s.contributions = h.score(
+                        raw: raw(i), interactionCTR: interactionCTR[i], interactionEngagement: interactionEngagement[i], alpha: alpha,
+                        beta: beta, explain: true
+                    ).contributions
+                }
+            } else {
+                let j = e.position - kept.count
+                id = q.inlineCandidates[j].id
+                cos = inlineRaw[j][0]
+                if q.explain {
+                    s.contributions = h.score(
+                        raw: inlineRaw[j], interactionCTR: inlineInteraction[j].0, interactionEngagement: inlineInteraction[j].1,
+                        alpha: alpha, beta: beta, explain: true
+                    ).contributions
+                }
             }
-            let j = e.position - q.candidateIDs.count
-            let s = inlineScore(j, explain: q.explain)
-            return ScoredItem(id: q.inlineCandidates[j].id, score: s.combined, cosine: inlineRaw(j)[0], heads: s)
+            return ScoredItem(id: id, score: e.score, cosine: cos, heads: s)
         }
         var outcome = RankOutcome(items: items, notFound: notFound, encodeNanos: encodeNanos, scoreNanos: monotonic() - started)
         outcome.unknownRecent = unknown

@@ -12,7 +12,7 @@ extension ZRank {
             discussion: """
                 Both rankers map the same model and index; each request is a real WANDS query (cycled) with the same
                 candidates. Heads requests also carry 8 recent items (the personal features). One JSON line per
-                round and mode, then a summary line with the ratios of the medians.
+                round and mode, then a summary line with the ratios of the medians. Requests alternate one by one.
                 """)
 
         @Option(name: .long, help: "The model file (*.zrm).")
@@ -27,10 +27,10 @@ extension ZRank {
         @Option(name: .long, help: "Candidates per request (drawn from the index).")
         var candidates: Int = 1000
 
-        @Option(name: .long, help: "Measured seconds per round and mode.")
+        @Option(name: .long, help: "Measured seconds per round.")
         var seconds: Double = 3
 
-        @Option(name: .long, help: "Rounds (each runs cosine, then heads).")
+        @Option(name: .long, help: "Rounds (requests alternate cosine / heads within each).")
         var rounds: Int = 3
 
         @Option(name: .long, help: "Query file (WANDS query.csv or plain lines).")
@@ -62,40 +62,42 @@ extension ZRank {
             let stride = max(1, idx.count / n)
             let ids = (0..<n).map { idx.id(ofRow: ($0 * stride) % idx.count) }
             let recent = (0..<8).map { idx.id(ofRow: ($0 * 97 + 13) % idx.count) }
-            func measure(_ ranker: Ranker, heads: Bool) throws -> [String: Any] {
-                var totals: [Double] = []
-                var scores: [Double] = []
+            // Requests alternate cosine / heads one by one (same query for both), so drift on a shared machine
+            // hits both modes alike.
+            func round(_ seconds: Double) throws -> [String: (totals: [Double], scores: [Double], encodes: [Double])] {
+                var out: [String: (totals: [Double], scores: [Double], encodes: [Double])] = ["cosine": ([], [], []), "heads": ([], [], [])]
                 var i = 0
                 let end = Date().addingTimeInterval(seconds)
                 while Date() < end {
-                    let q = RankQuery(query: qs[i % qs.count], candidateIDs: ids, topK: 10, recentItemIDs: heads ? recent : [])
+                    let text = qs[i % qs.count]
                     i += 1
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    let outcome = try ranker.rank(q)
-                    totals.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000)
-                    scores.append(Double(outcome.scoreNanos) / 1000)
+                    for (ranker, mode) in [(plain, "cosine"), (withHeads, "heads")] {
+                        let q = RankQuery(query: text, candidateIDs: ids, topK: 10, recentItemIDs: mode == "heads" ? recent : [])
+                        let t0 = DispatchTime.now().uptimeNanoseconds
+                        let outcome = try ranker.rank(q)
+                        out[mode]!.totals.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1000)
+                        out[mode]!.scores.append(Double(outcome.scoreNanos) / 1000)
+                        out[mode]!.encodes.append(Double(outcome.encodeNanos) / 1000)
+                    }
                 }
-                totals.sort()
-                scores.sort()
-                return [
-                    "mode": heads ? "heads" : "cosine", "candidates": n, "requests": totals.count,
-                    "p50_us": totals[totals.count / 2], "p99_us": totals[min(totals.count - 1, totals.count * 99 / 100)],
-                    "mean_us": totals.reduce(0, +) / Double(totals.count), "score_p50_us": scores[scores.count / 2],
-                ]
+                return out
             }
-            _ = try measure(plain, heads: false)  // warm-up
-            _ = try measure(withHeads, heads: true)
+            func pct(_ v: [Double], _ p: Double) -> Double { v.sorted()[min(v.count - 1, Int(p * Double(v.count)))] }
+            _ = try round(min(1, seconds))  // warm-up
             var p50: [String: [Double]] = [:]
             var scoreP50: [String: [Double]] = [:]
-            for round in 1...rounds {
-                for (ranker, heads) in [(plain, false), (withHeads, true)] {
-                    var r = try measure(ranker, heads: heads)
-                    r["round"] = round
-                    let mode = r["mode"] as! String
-                    p50[mode, default: []].append(r["p50_us"] as! Double)
-                    scoreP50[mode, default: []].append(r["score_p50_us"] as! Double)
-                    let data = try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys])
-                    print(String(decoding: data, as: UTF8.self))
+            for r in 1...rounds {
+                let result = try round(seconds)
+                for mode in ["cosine", "heads"] {
+                    let m = result[mode]!
+                    let line: [String: Any] = [
+                        "mode": mode, "round": r, "candidates": n, "requests": m.totals.count, "p50_us": pct(m.totals, 0.5),
+                        "p99_us": pct(m.totals, 0.99), "mean_us": m.totals.reduce(0, +) / Double(m.totals.count),
+                        "score_p50_us": pct(m.scores, 0.5), "encode_p50_us": pct(m.encodes, 0.5),
+                    ]
+                    p50[mode, default: []].append(line["p50_us"] as! Double)
+                    scoreP50[mode, default: []].append(line["score_p50_us"] as! Double)
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
                 }
             }
             func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }

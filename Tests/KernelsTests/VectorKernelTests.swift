@@ -147,4 +147,43 @@ final class DotRowsTests: XCTestCase {
             }
         }
     }
+
+    /// The two-vector row dots equal two nested-loop dot products bit for bit: odd dims and tails, -128/127
+    /// extremes, indexed and contiguous rows, every kernel set this CPU has.
+    func testDot2Rows_equalNestedLoops() {
+        var rng = SeededGenerator(seed: 41)
+        for dim in [1, 7, 15, 16, 17, 31, 33, 64, 100, 383, 384, 385, 1025] {
+            for fill in 0..<3 {
+                let rows = 19
+                let stride = (dim + 63) & ~63
+                var base = [Int8](repeating: 0, count: rows * stride)
+                for i in base.indices {
+                    base[i] = fill == 1 ? -128 : fill == 2 ? (i % 2 == 0 ? 127 : -128) : Int8.random(in: -128...127, using: &rng)
+                }
+                let q0 = (0..<dim).map { _ in fill == 1 ? Int8(-128) : Int8.random(in: -128...127, using: &rng) }
+                let q1 = (0..<dim).map { i in fill == 2 ? (i % 3 == 0 ? Int8(127) : Int8(-128)) : Int8.random(in: -128...127, using: &rng) }
+                let index: [UInt32] = (0..<rows).map { _ in UInt32.random(in: 0..<UInt32(rows), using: &rng) }
+                for useIndex in [false, true] {
+                    var e0 = [Int32](repeating: 0, count: rows)
+                    var e1 = [Int32](repeating: 0, count: rows)
+                    for r in 0..<rows {
+                        let row = useIndex ? Int(index[r]) : r
+                        for i in 0..<dim {
+                            e0[r] += Int32(base[row * stride + i]) * Int32(q0[i])
+                            e1[r] += Int32(base[row * stride + i]) * Int32(q1[i])
+                        }
+                    }
+                    for set in InstructionSet.allCases.compactMap({ KernelSet($0) }) {
+                        var o0 = [Int32](repeating: 0, count: rows)
+                        var o1 = [Int32](repeating: 0, count: rows)
+                        index.withUnsafeBufferPointer { ix in
+                            set.config.pointee.dot2_rows(rows, dim, base, stride, useIndex ? ix.baseAddress : nil, q0, q1, &o0, &o1)
+                        }
+                        XCTAssertEqual(o0, e0, "\(set.isa) dim=\(dim) fill=\(fill) index=\(useIndex) (first vector)")
+                        XCTAssertEqual(o1, e1, "\(set.isa) dim=\(dim) fill=\(fill) index=\(useIndex) (second vector)")
+                    }
+                }
+            }
+        }
+    }
 }

@@ -116,6 +116,11 @@ typedef void (*zrk_qs8_dot_rows_fn)(
     size_t rows, size_t dim, const int8_t* base, size_t row_stride, const uint32_t* index, const int8_t* q,
     int32_t* out);
 
+/// The same against two vectors in one pass over the rows: out0[r] = row . q0, out1[r] = row . q1.
+typedef void (*zrk_qs8_dot2_rows_fn)(
+    size_t rows, size_t dim, const int8_t* base, size_t row_stride, const uint32_t* index, const int8_t* q0,
+    const int8_t* q1, int32_t* out0, int32_t* out1);
+
 /// Floats of scratch the attention kernels need for a sequence of l tokens and head width d.
 static inline size_t zrk_attention_scratch_floats(size_t l, size_t d) { return (d + 1) * ((l + 7) & ~(size_t)7); }
 
@@ -145,6 +150,12 @@ void zrk_qs8_dot_rows__scalar(
 void zrk_qs8_dot_rows__avx2(
     size_t rows, size_t dim, const int8_t* base, size_t row_stride, const uint32_t* index, const int8_t* q,
     int32_t* out);
+void zrk_qs8_dot2_rows__scalar(
+    size_t rows, size_t dim, const int8_t* base, size_t row_stride, const uint32_t* index, const int8_t* q0,
+    const int8_t* q1, int32_t* out0, int32_t* out1);
+void zrk_qs8_dot2_rows__avx2(
+    size_t rows, size_t dim, const int8_t* base, size_t row_stride, const uint32_t* index, const int8_t* q0,
+    const int8_t* q1, int32_t* out0, int32_t* out1);
 void zrk_f32_attention__scalar(
     size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
     size_t out_stride, float* scratch);
@@ -177,6 +188,7 @@ struct zrk_kernel_config {
     zrk_axpy_fn axpy;
     zrk_attention_fn attention;
     zrk_qs8_dot_rows_fn dot_rows;
+    zrk_qs8_dot2_rows_fn dot2_rows;
 };
 
 /// Returns 1 when this CPU (and OS) supports `isa`.
