@@ -45,7 +45,7 @@ for seg, label in [("truth_all", "all users"), ("truth_strong_taste", "users wit
     a, b = r["segments"][seg], n["segments"][seg]
     L.append(f"| NDCG@10 vs the hidden truth, {label} ({a['sessions']} sessions) | {a['ndcg10']:.4f} | {b['ndcg10']:.4f} | {a['cosine_ndcg10']:.4f} |")
     L.append(f"| AUC, {label} | {a['auc']:.4f} | {b['auc']:.4f} | {a['cosine_auc']:.4f} |")
-L += ["", "## Cost (1000 candidates, one thread, alternating rounds in one process)", "",
+L += ["", "## Cost (1000 candidates, top 10, one thread, requests alternating cosine / heads in one process)", "",
       "| | p50 per request |", "| --- | --- |",
       f"| cosine only | {s['cosine_p50_us']:.0f} µs |", f"| heads (with 8 recent items) | {s['heads_p50_us']:.0f} µs |",
       f"| heads / cosine | **{s['heads_over_cosine']:.3f}** (scoring part alone: {s['score_only_heads_over_cosine']:.2f}) |", "",
