@@ -88,6 +88,32 @@ final class HeadsTrainingTests: XCTestCase {
         XCTAssertNotNil(outcome.items.first?.heads)
     }
 
+    /// A log without dwell times trains CTR-only heads (beta 0) that still serve.
+    func testNoEngagementData_trainsCTROnlyHeads() throws {
+        let f = try fixture()
+        let log = f.dir.appendingPathComponent("log-ctr-only.jsonl").path
+        var sim = LogSimulator.Options()
+        sim.users = 50
+        sim.sessions = 600
+        sim.seed = 9
+        try LogSimulator(catalog: f.catalog, queries: TestPaths.packageRoot.appendingPathComponent("bench/data/wands/query.csv").path)
+            .write(to: log, options: sim)
+        let stripped = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map { line -> String in
+            var o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            o.removeValue(forKey: "dwell_s")
+            return String(decoding: try JSONSerialization.data(withJSONObject: o), as: UTF8.self)
+        }
+        try (stripped.joined(separator: "\n") + "\n").write(toFile: log, atomically: true, encoding: .utf8)
+        let result = try HeadsTrainer.train(model: f.model, index: f.index, log: log)
+        XCTAssertNil(result.heads.engagement)
+        XCTAssertEqual(result.heads.beta, 0)
+        XCTAssertNil(result.report.engagementRMSE)
+        let ranker = try Ranker(model: f.model, index: f.index, heads: result.heads)
+        let item = try XCTUnwrap(ranker.rank(RankQuery(query: "lamp", topK: 1, explain: true)).items.first?.heads)
+        XCTAssertEqual(item.engagement, 0)
+        XCTAssertEqual(item.combined, item.ctr, accuracy: 1e-7)
+    }
+
     func testBadLogs_clearErrors() throws {
         let f = try fixture()
         let item = f.index.id(ofRow: 0)
