@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo on the embedded default: index the generated home-goods catalog, start a pool (router + 2 workers),
-# rank real WANDS queries over the whole catalog with `zrank query`, stop the pool.
+# rank real WANDS queries over the whole catalog with `zrank query`, then train the seed's ranking heads (CTR +
+# engagement) on a simulated click log and rank with them, with explanations; stop the pools.
 set -euo pipefail
 zrank="$1"; model="$2"
 index=models/demo-catalog.zri
@@ -45,4 +46,20 @@ for line in open(sys.argv[1], encoding="utf-8"):
         print(f"  {rank}. {item['score']:.3f}  {item['id']}  {titles.get(item['id'], '?')}")
 PY
 echo
-echo "demo: stopping the pool"
+echo "demo: training ranking heads (CTR + engagement) on a simulated click log"
+"$zrank" simulate-log --catalog "$catalog" --queries bench/data/wands/query.csv --users 200 --sessions 1500 --seed 1 \
+  --out "$run/clicks.jsonl"
+"$zrank" train-heads --model "$model" --index "$index" --log "$run/clicks.jsonl" --out "$run/demo-heads.json"
+heads_endpoint="ipc://$run/heads.sock"
+"$zrank" serve --model "$model" --index "$index" --heads "$run/demo-heads.json" --workers 1 --bind "$heads_endpoint" \
+  2> "$run/serve-heads.log" &
+heads_pool=$!
+trap 'kill -TERM $pool $heads_pool 2>/dev/null; wait $pool $heads_pool 2>/dev/null; rm -rf "$run"' EXIT
+for _ in $(seq 1 50); do
+  if "$zrank" query --endpoint "$heads_endpoint" --text "ping" --top-k 1 --timeout 500ms >/dev/null 2>&1; then break; fi
+done
+echo "demo: score = P(click) + 0.1 * E[engagement], explained (largest terms of the CTR logit), for a user with history"
+"$zrank" query --endpoint "$heads_endpoint" --text "turquoise pillows" --top-k 5 --explain --user demo-user \
+  --recent "$(sed -n '3p;23p;43p' "$catalog" | python3 -c 'import json,sys; print(",".join(json.loads(l)["id"] for l in sys.stdin))')"
+echo
+echo "demo: stopping the pools"

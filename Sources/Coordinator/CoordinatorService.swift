@@ -110,8 +110,10 @@ public final class CoordinatorService {
         do {
             try link.send([FrameHeader(type: .control, requestID: id).bytes, Array(body)], dontWait: true)
             let deadline = monotonicNanos() + UInt64(timeoutMs) * 1_000_000
-            while monotonicNanos() < deadline {
-                let left = Int((deadline - monotonicNanos()) / 1_000_000) + 1
+            while true {
+                let now = monotonicNanos()
+                guard now < deadline else { break }
+                let left = Int((deadline - now) / 1_000_000) + 1
                 guard try ZMQPoller.poll([link], timeoutMs: left)[0] else { continue }
                 while let frames = try link.receive(dontWait: true) {
                     guard frames.count >= 2, let h = try? FrameHeader(decoding: frames[0]), h.requestID == id else { continue }
@@ -155,6 +157,19 @@ public final class CoordinatorService {
         // Without a registry there is nothing to load versions from: status and pins only.
         guard configuration.registry != nil else { return }
         perform(machine.observe(observation(status)))
+        // The router may have restarted (it then has no split and no shadow): put back what the rollout says.
+        if let split = machine.desiredSplit {
+            let current = status["split"] as? [String: Double] ?? [:]
+            let same = current.count == split.count && split.allSatisfy { abs((current[$0.key] ?? -1) - $0.value) < 1e-9 }
+            if !same {
+                logger.info("restoring the traffic split", metadata: ["split": "\(split)"])
+                perform([.split(split)])
+            }
+        }
+        let shadowNow = (status["shadow"] as? [String: Any])?["version"] as? String
+        if shadowNow != machine.desiredShadow {
+            perform([.shadow(machine.desiredShadow)])
+        }
     }
 
     private func perform(_ actions: [RolloutAction]) {
@@ -243,6 +258,8 @@ public final class CoordinatorService {
                 return encode(answer)
             case "metrics":
                 return encode(["text": metricsText()])
+            case "split", "shadow", "window_reset" where machine.isActive:
+                throw RolloutError("a rollout is \(machine.record.state.rawValue) and owns the traffic split; roll it back or let it finish first")
             default:
                 // Router operations (split, drain, load, shadow, window_reset) pass through.
                 guard let answer = callRouter(request) else { throw RolloutError("the router does not answer") }
@@ -265,7 +282,10 @@ public final class CoordinatorService {
         if let v = number("interval_s") { plan.intervalSeconds = v }
         if let v = number("max_error_rate") { plan.maxErrorRate = v }
         if let v = number("max_p99_ms") { plan.maxP99Ms = v }
-        if let v = number("min_requests") { plan.minRequests = Int(v) }
+        if let v = number("min_requests") {
+            guard v >= 1, v <= 1e9, let n = Int(exactly: v.rounded()) else { throw RolloutError("min_requests must be between 1 and 10^9") }
+            plan.minRequests = n
+        }
         if let v = number("shadow_s") { plan.shadowSeconds = v }
         if let problem = plan.problem { throw RolloutError(problem) }
         return plan
@@ -349,7 +369,8 @@ public final class CoordinatorService {
         }
         httpBuffers[peer, default: []] += frames[1]
         let buffer = httpBuffers[peer]!
-        guard let text = String(bytes: buffer, encoding: .utf8), text.contains("\r\n\r\n") || buffer.count > 8192 else { return }
+        let text = String(decoding: buffer, as: UTF8.self)
+        guard text.contains("\r\n\r\n") || buffer.count > 8192 else { return }
         httpBuffers[peer] = nil
         let line = text.split(separator: "\r\n", maxSplits: 1).first.map(String.init) ?? ""
         let parts = line.split(separator: " ")

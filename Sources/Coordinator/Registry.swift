@@ -199,6 +199,15 @@ public struct Registry: Sendable {
     public func remove(_ version: String) throws {
         try Self.validate(name: version)
         _ = try manifest(version)
+        // The live version, and an active rollout's target, are in use: workers (re)start on them.
+        if let record = try RolloutStore(registry: self).load() {
+            if record.stable == version {
+                throw RegistryError("version \(version) is the live version (rollout.json); roll out another one first")
+            }
+            if (record.state == .running || record.state == .paused) && record.plan?.target == version {
+                throw RegistryError("version \(version) is being rolled out; roll it back first")
+            }
+        }
         do {
             try FileManager.default.removeItem(at: folder(version))
         } catch {

@@ -168,6 +168,8 @@ public struct RolloutMachine: Sendable {
     public private(set) var record: RolloutRecord
     /// A load asked for and not yet seen through: (worker id, version, when).
     private var pendingLoad: (worker: String, version: String, since: Double)?
+    /// Workers seen serving the new version during this rollout (id → name): one that vanishes died on it.
+    private var onTarget: [String: String] = [:]
     /// Seconds a load may take before it counts as failed.
     public var loadTimeoutSeconds = 120.0
 
@@ -177,6 +179,23 @@ public struct RolloutMachine: Sendable {
 
     /// Whether a rollout is under way (running or paused).
     public var isActive: Bool { record.state == .running || record.state == .paused }
+
+    /// The traffic split the router should have now (nil: not the rollout's to say; operators may pin).
+    public var desiredSplit: [String: Double]? {
+        switch record.state {
+        case .running, .paused:
+            guard let target = record.plan?.target else { return nil }
+            if record.stage == .shadow { return [record.stable: 1] }
+            return record.share >= 1 ? [target: 1] : [record.stable: 1 - record.share, target: record.share]
+        case .rolledBack:
+            return [record.stable: 1]
+        case .idle, .done:
+            return nil
+        }
+    }
+
+    /// The version the router should shadow-score now (nil: none).
+    public var desiredShadow: String? { isActive && record.stage == .shadow ? record.plan?.target : nil }
 
     // MARK: - Operator commands
 
@@ -197,6 +216,7 @@ public struct RolloutMachine: Sendable {
         r.history = Array(record.history.suffix(40))
         record = r
         pendingLoad = nil
+        onTarget = [:]
         let started = note("rollout of \(plan.target) started (live: \(record.stable))")
         if plan.shadowSeconds > 0 {
             return [started] + enter(.shadow, share: 0, now: now)
@@ -231,10 +251,21 @@ public struct RolloutMachine: Sendable {
     public mutating func observe(_ o: PoolObservation) -> [RolloutAction] {
         var actions: [RolloutAction] = []
         actions += followLoad(o)
-        if record.state == .running, let plan = record.plan {
+        if isActive, let target = record.plan?.target {
+            // A worker that served the new version and vanished died on it.
+            let live = Set(o.workers.map(\.id))
+            if let dead = onTarget.first(where: { !live.contains($0.key) }) {
+                actions += rollBack("worker \(dead.value) died while serving \(target)", now: o.now)
+            }
+            for w in o.workers where w.version == target { onTarget[w.id] = w.name }
+        } else {
+            onTarget = [:]
+        }
+        // Judged while running and while paused (a paused bad canary still rolls back); moved on only when running.
+        if isActive, let plan = record.plan {
             if let reason = verdict(o, plan) {
                 actions += rollBack(reason, now: o.now)
-            } else {
+            } else if record.state == .running {
                 actions += advance(o, plan)
             }
         }
@@ -317,7 +348,8 @@ public struct RolloutMachine: Sendable {
         let elapsed = o.now - record.stageStartedAt
         switch record.stage {
         case .shadow:
-            guard elapsed >= plan.shadowSeconds else { return [] }
+            // Long enough and judged on enough copies (a slow version gets few: it waits here).
+            guard elapsed >= plan.shadowSeconds, o.shadowCompared + o.shadowErrors >= plan.minRequests else { return [] }
             return enter(.canary, share: plan.canary, now: o.now)
         case .canary, .step:
             guard elapsed >= plan.intervalSeconds, (record.window(o, plan.target)?.requests ?? 0) >= plan.minRequests else {
@@ -355,7 +387,11 @@ public struct RolloutMachine: Sendable {
     private mutating func followLoad(_ o: PoolObservation) -> [RolloutAction] {
         guard let p = pendingLoad else { return [] }
         guard let w = o.workers.first(where: { $0.id == p.worker }) else {
-            pendingLoad = nil  // the worker died; its restart is reconciled like any other
+            pendingLoad = nil
+            // Dying while loading the new version fails the rollout; otherwise the restart is reconciled.
+            if isActive && p.version == record.plan?.target {
+                return rollBack("worker \(p.worker) died while loading \(p.version)", now: o.now)
+            }
             return []
         }
         if w.state == "ready" && w.version == p.version {

@@ -149,7 +149,8 @@ public final class CatalogIndex: @unchecked Sendable {
             let a = Int(UInt32(littleEndian: offsets[r]))
             let b = Int(UInt32(littleEndian: offsets[r + 1]))
             guard a <= b, b <= textLength else { throw IndexError("\(path): corrupt id table") }
-            lookup[String(decoding: UnsafeBufferPointer(start: bytes + a, count: b - a), as: UTF8.self)] = UInt32(r)
+            let id = String(decoding: UnsafeBufferPointer(start: bytes + a, count: b - a), as: UTF8.self)
+            guard lookup.updateValue(UInt32(r), forKey: id) == nil else { throw IndexError("\(path): duplicated item id \"\(id)\"") }
         }
         self.dimension = dimension
         self.count = count

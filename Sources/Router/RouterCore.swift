@@ -96,7 +96,7 @@ public struct RouterCore {
             overlapSum += denominator > 0 ? Double(common.count) / Double(denominator) : 1
             guard common.count >= 2 else { return }
             let ra = a.filter(common.contains)
-            let rb = Dictionary(uniqueKeysWithValues: b.filter(common.contains).enumerated().map { ($1, $0) })
+            let rb = Dictionary(b.filter(common.contains).enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
             let n = Double(common.count)
             var d2 = 0.0
             for (i, id) in ra.enumerated() {
@@ -396,14 +396,16 @@ public struct RouterCore {
                 tickets[ticketID] = nil
                 let version = workers[identity]!.version
                 let micros = now > ticket.receivedAt ? (now - ticket.receivedAt) / 1000 : 0
-                let isError = header.type == .error
-                stats[version, default: VersionStats()].record(micros: micros, error: isError)
-                windowStats[version, default: VersionStats()].record(micros: micros, error: isError)
                 var outcome = "OK"
-                if isError {
-                    let code = frames.count > 2 ? (try? Zrank_V1_Error(serializedBytes: frames[2]))?.code : nil
-                    outcome = (code ?? .internal).name
+                var serverError = false
+                if header.type == .error {
+                    let code = (frames.count > 2 ? (try? Zrank_V1_Error(serializedBytes: frames[2]))?.code : nil) ?? .internal
+                    outcome = code.name
+                    serverError = Self.isServerError(code)
                 }
+                // A version is judged on its own failures, not on the client's mistakes (INVALID_REQUEST...).
+                stats[version, default: VersionStats()].record(micros: micros, error: serverError)
+                windowStats[version, default: VersionStats()].record(micros: micros, error: serverError)
                 complete(Completion(
                     version: version, outcome: outcome,
                     queueMicros: ticket.dispatchedAt > ticket.receivedAt ? (ticket.dispatchedAt - ticket.receivedAt) / 1000 : 0,
@@ -471,6 +473,11 @@ public struct RouterCore {
 
     // MARK: - Internals
 
+    /// Errors that count against the version that answered (the client's own mistakes do not).
+    static func isServerError(_ code: Zrank_V1_Error.Code) -> Bool {
+        code != .invalidRequest && code != .unknownModelVersion
+    }
+
     private mutating func workerFailed(_ identity: [UInt8], now: UInt64) -> [RouterAction] {
         guard let entry = workers.removeValue(forKey: identity) else { return [] }
         workersLost += 1
@@ -478,6 +485,12 @@ public struct RouterCore {
         var actions: [RouterAction] = []
         for id in entry.inFlight.sorted() {
             guard var t = tickets[id] else { continue }
+            // The request is retried (or answered WORKER_FAILED), but the death counts against the version that
+            // had it: a release that crashes workers must not look clean to a rollout.
+            let micros = now > t.receivedAt ? (now - t.receivedAt) / 1000 : 0
+            stats[entry.version, default: VersionStats()].record(micros: micros, error: true)
+            windowStats[entry.version, default: VersionStats()].record(micros: micros, error: true)
+            complete(Completion(version: entry.version, outcome: "WORKER_DIED", queueMicros: 0, computeMicros: micros))
             if t.attempts < 2 {
                 // Retry once on another worker: back to the front of the queue.
                 t.worker = nil
@@ -616,7 +629,8 @@ public struct RouterCore {
     private mutating func shadowAnswer(_ liveID: UInt64, header: FrameHeader, body: [UInt8]) {
         guard comparisons[liveID] != nil else { return }
         guard let ids = Self.rankedIDs(header, body) else {
-            shadow?.errors += 1
+            let code = header.type == .error ? ((try? Zrank_V1_Error(serializedBytes: body))?.code ?? .internal) : .internal
+            if Self.isServerError(code) { shadow?.errors += 1 }
             comparisons[liveID] = nil
             return
         }

@@ -73,6 +73,9 @@ public struct LogSimulator {
             items.append(Item(id: id, category: category, brand: brand, color: color, style: style, price: price, popularity: popularity))
         }
         guard !items.isEmpty else { throw TrainingError("\(catalog): no items") }
+        if let duplicate = Dictionary(grouping: items, by: \.id).first(where: { $0.value.count > 1 })?.key {
+            throw TrainingError("\(catalog): duplicated id \"\(duplicate)\"")
+        }
         guard let text = try? String(contentsOfFile: queryFile, encoding: .utf8) else { throw TrainingError("\(queryFile): cannot read") }
         var lines = text.split(whereSeparator: \.isNewline).map(String.init)
         guard let header = lines.first?.split(separator: "\t", omittingEmptySubsequences: false).map(String.init),

@@ -102,6 +102,8 @@ extension ZRank {
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                // A figure without data (e.g. AUC with one class in the validation split) is written as "nan".
+                encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
                 print(String(decoding: try encoder.encode(r), as: UTF8.self))
                 return
             }

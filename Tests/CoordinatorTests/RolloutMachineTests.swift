@@ -165,7 +165,9 @@ final class RolloutMachineTests: XCTestCase {
         XCTAssertEqual(loads(observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 1)).count, 1)
         let workers = [worker(1, "v2"), worker(2, "v1")]
         XCTAssertTrue(splits(observe(&m, workers, at: 3)).isEmpty)
-        a = observe(&m, workers, at: 6)
+        var judged = PoolObservation(workers: workers, window: [:], now: 6)
+        judged.shadowCompared = 60
+        a = m.observe(judged)
         XCTAssertEqual(m.record.stage, .canary)
         XCTAssertTrue(a.contains(.shadow(nil)))
         XCTAssertEqual(splits(a), [["v1": 0.9, "v2": 0.1]])
@@ -212,5 +214,46 @@ final class RolloutMachineTests: XCTestCase {
         XCTAssertEqual(splits(resumed.observe(PoolObservation(workers: workers, window: ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 1)], now: 111))).count, 1)
         try Data("{not json".utf8).write(to: store.url)
         XCTAssertThrowsError(try store.load()) { XCTAssertTrue("\($0)".contains("unreadable rollout state")) }
+    }
+
+    func testTargetWorkerDeath_pausedJudging_shadowNeedsEvidence_desiredSplit() throws {
+        // A worker that served the new version and vanished died on it: roll back.
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try m.start(plan(), workerCount: 2, now: 0)
+        XCTAssertEqual(m.desiredSplit, ["v1": 0.9, "v2": 0.1])
+        _ = observe(&m, [worker(1, "v2"), worker(2, "v1")], at: 1)
+        _ = observe(&m, [worker(2, "v1")], at: 2)
+        XCTAssertEqual(m.record.state, .rolledBack)
+        XCTAssertTrue(m.record.reason.contains("w1 died while serving v2"), m.record.reason)
+        XCTAssertEqual(m.desiredSplit, ["v1": 1])
+        // Dying while loading it too.
+        var l = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try l.start(plan(), workerCount: 2, now: 0)
+        let moved = try XCTUnwrap(loads(observe(&l, [worker(1, "v1"), worker(2, "v1")], at: 1)).first?.0)
+        _ = observe(&l, [worker(1, "v1"), worker(2, "v1")].filter { $0.id != moved }, at: 2)
+        XCTAssertEqual(l.record.state, .rolledBack)
+        XCTAssertTrue(l.record.reason.contains("died while loading v2"), l.record.reason)
+        // Paused is still judged.
+        var p = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try p.start(plan(), workerCount: 2, now: 0)
+        _ = try p.pause(now: 1)
+        _ = observe(&p, [worker(1, "v2"), worker(2, "v1")], ["v2": WindowFigures(requests: 100, errors: 50, p99Ms: 1)], at: 2)
+        XCTAssertEqual(p.record.state, .rolledBack)
+        // Shadow moves on only after min-requests compared.
+        var s = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        var sp = plan()
+        sp.shadowSeconds = 1
+        _ = try s.start(sp, workerCount: 2, now: 0)
+        XCTAssertEqual(s.desiredShadow, "v2")
+        XCTAssertEqual(s.desiredSplit, ["v1": 1])
+        var o = PoolObservation(workers: [worker(1, "v2"), worker(2, "v1")], window: [:], now: 5)
+        o.shadowCompared = 10
+        _ = s.observe(o)
+        XCTAssertEqual(s.record.stage, .shadow, "10 copies compared are not enough to judge")
+        o.shadowCompared = 50
+        o.now = 6
+        _ = s.observe(o)
+        XCTAssertEqual(s.record.stage, .canary)
+        XCTAssertNil(s.desiredShadow)
     }
 }

@@ -101,4 +101,22 @@ final class RouterRolloutSupportTests: XCTestCase {
         XCTAssertEqual(core.workerViews.first?.state, "ready")
         XCTAssertEqual(core.workerViews.first?.version, "v2")
     }
+
+    /// A worker that dies with requests counts an error against its version (the requests are retried); a client's
+    /// own mistakes (INVALID_REQUEST) do not.
+    func testWorkerDeath_countsAgainstItsVersion_clientErrorsDoNot() {
+        var core = RouterCore()
+        _ = core.workerMessage(ready(live, "v1", name: "w1"), now: 0)
+        _ = core.workerMessage(ready(canary, "v2", name: "w2"), now: 0)
+        core.setTrafficSplit(["v2": 1])
+        let out = sent(core.clientMessage(request(1), now: 10))
+        XCTAssertEqual(out.first?.0, canary)
+        let retried = sent(core.workerMessage([canary, FrameHeader(type: .disconnect, requestID: 0).bytes], now: 20))
+        XCTAssertEqual(retried.first?.0, live, "retried on the other worker")
+        XCTAssertEqual(core.windowStats["v2"]?.errors, 1)
+        XCTAssertEqual(core.takeCompletions().map(\.outcome), ["WORKER_DIED"])
+        _ = core.workerMessage([live] + errorFrames(requestID: retried[0].1, .invalidRequest, "bad ids"), now: 30)
+        XCTAssertEqual(core.windowStats["v1"]?.requests, 1)
+        XCTAssertEqual(core.windowStats["v1"]?.errors, 0, "a client's mistake is not the version's error")
+    }
 }
