@@ -44,6 +44,8 @@ public final class CoordinatorService {
     private var lastShadow: [String: Any]?
     private let metrics = PrometheusCollectorRegistry()
     private var httpBuffers: [[UInt8]: [UInt8]] = [:]
+    /// Set by `run`: whether to stop (checked while waiting for the router too).
+    private var shouldStop: () -> Bool = { false }
 
     /// - Throws: when the persisted rollout record cannot be read.
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
@@ -61,7 +63,8 @@ public final class CoordinatorService {
     }
 
     /// Runs until SIGTERM/SIGINT (`stop` returns true).
-    public func run(stop: () -> Bool) throws {
+    public func run(stop: @escaping () -> Bool) throws {
+        shouldStop = stop
         let admin = try ZMQSocket(context, type: .router)
         try admin.bind(configuration.adminEndpoint)
         let link = try ZMQSocket(context, type: .dealer)
@@ -110,10 +113,10 @@ public final class CoordinatorService {
         do {
             try link.send([FrameHeader(type: .control, requestID: id).bytes, Array(body)], dontWait: true)
             let deadline = monotonicNanos() + UInt64(timeoutMs) * 1_000_000
-            while true {
+            while !shouldStop() {
                 let now = monotonicNanos()
                 guard now < deadline else { break }
-                let left = Int((deadline - now) / 1_000_000) + 1
+                let left = min(50, Int((deadline - now) / 1_000_000) + 1)
                 guard try ZMQPoller.poll([link], timeoutMs: left)[0] else { continue }
                 while let frames = try link.receive(dontWait: true) {
                     guard frames.count >= 2, let h = try? FrameHeader(decoding: frames[0]), h.requestID == id else { continue }

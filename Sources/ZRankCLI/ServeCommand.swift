@@ -204,7 +204,10 @@ struct Supervisor {
         if let router = children.first?.process, router.isRunning {
             router.terminate()
             while router.isRunning && Date() < deadline { usleep(10_000) }
-            if router.isRunning { kill(router.processIdentifier, SIGKILL) }
+            if router.isRunning {
+                kill(router.processIdentifier, SIGKILL)
+                router.waitUntilExit()
+            }
         }
         for child in children.dropFirst() {
             if let p = child.process, p.isRunning { p.terminate() }
@@ -213,7 +216,10 @@ struct Supervisor {
         for child in children.dropFirst() {
             guard let p = child.process else { continue }
             while p.isRunning && Date() < hard { usleep(10_000) }
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()  // reaped here, so no zombie outlives the supervisor
+            }
         }
         logger.info("stopped")
     }

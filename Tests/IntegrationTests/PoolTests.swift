@@ -164,7 +164,7 @@ final class PoolTests: XCTestCase {
         let endpoint = fixture.tcpEndpoint()
         let pool = try startPool(endpoint: endpoint, workers: 2, environment: ["ZRANK_FAULT_STALL_MS": "20"])
         let children = pool.childPIDs()
-        XCTAssertEqual(children.count, 3, "router + 2 workers")
+        XCTAssertEqual(children.count, 4, "router + 2 workers + coordinator")
         let client = try PoolClient(endpoint: endpoint)
         for i in 1...40 {
             try client.send(type: .rankRequest, requestID: UInt64(i), body: rankBody("sofa", Array(fixture.itemIDs.prefix(20))))
@@ -207,7 +207,7 @@ final class PoolTests: XCTestCase {
         let endpoint = fixture.ipcEndpoint("orphans")
         let pool = try startPool(endpoint: endpoint, workers: 1)
         let children = pool.childPIDs()
-        XCTAssertEqual(children.count, 2)
+        XCTAssertEqual(children.count, 3, "router + 1 worker + coordinator")
         kill(pool.pid, SIGKILL)
         pool.process.waitUntilExit()
         let deadline = Date().addingTimeInterval(3)
