@@ -6,7 +6,9 @@ set -euo pipefail
 zrank="$1"; model="$2"
 index=models/demo-catalog.zri
 catalog=bench/data/catalog.jsonl
-if [ ! -f "$index" ] || [ "$index" -ot "$model" ] || [ "$index" -ot "$catalog" ]; then
+# Rebuild when missing, older than its inputs, or in index format 1 (no item facts for the ranking heads).
+if [ ! -f "$index" ] || [ "$index" -ot "$model" ] || [ "$index" -ot "$catalog" ] \
+   || [ "$(od -An -tu4 -j8 -N4 "$index" | tr -d ' ')" = "1" ]; then
   echo "demo: indexing $(wc -l < "$catalog") catalog items"
   "$zrank" index --model "$model" --catalog "$catalog" --out "$index"
 fi

@@ -71,8 +71,10 @@ public final class CatalogIndex: @unchecked Sendable {
     private let priors: UnsafePointer<Float>?
     private let pieceOffsets: UnsafePointer<UInt32>?
     private let pieces: UnsafePointer<UInt32>?
-    /// log(1 + price) per row (NaN when missing), computed once at load: the heads' `log_price` feature.
+    /// log(1 + price) and log(1 + popularity) per row (NaN when missing), computed once at load: the heads'
+    /// `log_price` and `log_popularity` features.
     private let logPrices: [Float]
+    private let logPopularities: [Float]
     private let mapping: UnsafeMutableRawPointer
     private let size: Int
 
@@ -175,12 +177,17 @@ public final class CatalogIndex: @unchecked Sendable {
                 let v = Float(bitPattern: UInt32(littleEndian: UnsafeRawPointer(priors + 2 * r + 1).load(as: UInt32.self)))
                 return v.isNaN ? .nan : log1p(max(0, v))
             }
+            self.logPopularities = (0..<count).map { r in
+                let v = Float(bitPattern: UInt32(littleEndian: UnsafeRawPointer(priors + 2 * r).load(as: UInt32.self)))
+                return v.isNaN ? .nan : log1p(max(0, v))
+            }
             self.priors = priors
             self.pieceOffsets = offsets
             self.pieces = (base + factsAt + count * 8 + (count + 1) * 4).assumingMemoryBound(to: UInt32.self)
         } else {
             self.priors = nil
             self.logPrices = []
+            self.logPopularities = []
             self.pieceOffsets = nil
             self.pieces = nil
         }
@@ -227,6 +234,10 @@ public final class CatalogIndex: @unchecked Sendable {
     /// log(1 + price) of a row, NaN when the catalog has no price for it (the heads' `log_price` feature).
     @inline(__always)
     public func logPrice(ofRow r: Int) -> Float { logPrices.isEmpty ? .nan : logPrices[r] }
+
+    /// log(1 + popularity) of a row, NaN when the catalog has none (the heads' `log_popularity` feature).
+    @inline(__always)
+    public func logPopularity(ofRow r: Int) -> Float { logPopularities.isEmpty ? .nan : logPopularities[r] }
 
     /// The distinct word-piece ids of a row's title, ascending (empty without item facts).
     public func titlePieces(ofRow r: Int) -> UnsafeBufferPointer<UInt32> {

@@ -9,7 +9,7 @@ import Foundation
 /// | 1 | `lexical` | share of the query's distinct word pieces found in the item title's |
 /// | 2 | `personal` | cosine(user profile, item); 0 without a profile |
 /// | 3 | `has_profile` | 1 when the request's recent items gave a profile, else 0 |
-/// | 4 | `popularity` | the catalog's `popularity` (missing: the training mean) |
+/// | 4 | `log_popularity` | log(1 + popularity) from the catalog (missing: the training mean) |
 /// | 5 | `log_price` | log(1 + price) from the catalog (missing: the training mean) |
 /// | 6 | `position_bias` | 1 / log2(1 + position) of the logged impression; training only: serving uses position 1 |
 /// | 7… | `qd_0` … `qd_{D-1}` | element-wise product of the query and item embeddings |
@@ -18,7 +18,7 @@ import Foundation
 /// a missing value becomes the mean (0 after standardisation).
 public enum FeatureSet {
     public static let name = "zrank-features-v1"
-    public static let scalarNames = ["cosine", "lexical", "personal", "has_profile", "popularity", "log_price", "position_bias"]
+    public static let scalarNames = ["cosine", "lexical", "personal", "has_profile", "log_popularity", "log_price", "position_bias"]
     public static let scalarCount = 7
     public static let cosine = 0, lexical = 1, personal = 2, hasProfile = 3, popularity = 4, logPrice = 5, positionBias = 6
     /// The position the training-only position feature is set to when serving.

@@ -363,7 +363,7 @@ public final class Ranker {
                 let r = Int(rows[i])
                 let v = h.fast(
                     cosine: 0, lexical: FeatureSet.lexical(query: queryPieces, title: index.titlePieces(ofRow: r)), personal: 0,
-                    hasProfile: hasProfile, popularity: index.popularity(ofRow: r) ?? .nan,
+                    hasProfile: hasProfile, popularity: index.logPopularity(ofRow: r),
                     logPrice: index.logPrice(ofRow: r), interactionCTR: a[i], interactionEngagement: b?[i] ?? 0)
                 pre.insert(score: alpha / (1 + exp(-v.logit)) + beta * v.engagement, position: i)
             }
@@ -380,7 +380,7 @@ public final class Ranker {
             let r = Int(kept[j])
             return [
                 cosine[j], FeatureSet.lexical(query: queryPieces, title: index.titlePieces(ofRow: r)), personal?[j] ?? 0, hasProfile,
-                index.popularity(ofRow: r) ?? .nan, index.logPrice(ofRow: r), position,
+                index.logPopularity(ofRow: r), index.logPrice(ofRow: r), position,
             ]
         }
         var top = TopK(k: k)

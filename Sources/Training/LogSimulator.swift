@@ -97,9 +97,11 @@ public struct LogSimulator {
         byCategory = Dictionary(grouping: items.indices, by: { items[$0].category })
         let prices = items.map(\.price).sorted()
         priceCuts = (prices[prices.count / 3], prices[2 * prices.count / 3])
-        let m = items.map(\.popularity).reduce(0, +) / Double(items.count)
+        // Popularity is heavy-tailed (Pareto): the truth uses its logarithm.
+        let logs = items.map { log1p(max(0, $0.popularity)) }
+        let m = logs.reduce(0, +) / Double(items.count)
         popularityMean = m
-        popularityStd = max(1e-9, (items.map { ($0.popularity - m) * ($0.popularity - m) }.reduce(0, +) / Double(items.count)).squareRoot())
+        popularityStd = max(1e-9, (logs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(items.count)).squareRoot())
     }
 
     var truthModel: SimulationTruth {
@@ -179,6 +181,7 @@ public struct SimulationTruth: Codable, Sendable {
     public var queryClasses: [String: String]
     public var items: [String: LogSimulator.Item]
     public var priceCuts: [Double]
+    /// Mean and deviation of log(1 + popularity) over the catalog.
     public var popularityMean: Double
     public var popularityStd: Double
 
@@ -202,7 +205,7 @@ public struct SimulationTruth: Codable, Sendable {
     public func attraction(_ item: LogSimulator.Item, cls: String, taste: LogSimulator.Taste) -> Double {
         let relevant = item.category == cls ? 1.0 : 0.0
         let logit = -3.0 + 3.2 * relevant + (taste.strong ? 1.3 * tasteScore(taste, item) - 1.0 : 0)
-            + 0.35 * (item.popularity - popularityMean) / popularityStd
+            + 0.35 * (log1p(max(0, item.popularity)) - popularityMean) / popularityStd
         return 1 / (1 + exp(-logit))
     }
 
