@@ -49,8 +49,9 @@ L += ["", "## Cost (1000 candidates, top 10, one thread, requests alternating co
       "| | p50 per request |", "| --- | --- |",
       f"| cosine only | {s['cosine_p50_us']:.0f} µs |", f"| heads (with 8 recent items) | {s['heads_p50_us']:.0f} µs |",
       f"| heads / cosine | **{s['heads_over_cosine']:.3f}** (scoring part alone: {s['score_only_heads_over_cosine']:.2f}) |", "",
-      "The query encoder dominates a request; the heads add three int8 row-dot passes (interaction for each head, the",
-      "profile) and the scalar features per candidate."]
+      "The query encoder dominates a request. The heads add, per candidate, one two-vector int8 row pass (cosine and the",
+      "profile are folded into each head's interaction vector) and the scalar features; the best k + 16 are then rescored",
+      "feature by feature (what explanations show)."]
 open(f"{out}/summary.md", "w").write("\n".join(L) + "\n")
 print("\n".join(L))
 PY
