@@ -364,10 +364,17 @@ public struct RouterCore {
                 }
             } else {
                 let name = ready?.workerID ?? ""
+                // A worker announcing the id of another live entry is its restarted successor: the predecessor is
+                // dead (its in-flight requests are retried now rather than after the liveness timeout).
+                var replaced: [RouterAction] = []
+                if !name.isEmpty, let old = workers.first(where: { $0.key != identity && $0.value.name == name })?.key {
+                    replaced = workerFailed(old, now: now)
+                }
                 workers[identity] = WorkerEntry(
                     name: name.isEmpty ? String(decoding: identity, as: UTF8.self) : name, version: version,
                     capacity: capacity, lastSeen: now)
                 lru.append(identity)
+                return replaced + dispatch(now: now)
             }
             return dispatch(now: now)
         case .heartbeat:

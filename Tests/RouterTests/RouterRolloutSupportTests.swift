@@ -119,4 +119,18 @@ final class RouterRolloutSupportTests: XCTestCase {
         XCTAssertEqual(core.windowStats["v1"]?.requests, 1)
         XCTAssertEqual(core.windowStats["v1"]?.errors, 0, "a client's mistake is not the version's error")
     }
+
+    /// A restarted worker announces the same id: its dead predecessor is dropped at once and the request it held
+    /// goes to the successor, without waiting for the liveness timeout.
+    func testRestartedWorker_replacesItsPredecessorAtOnce() {
+        var core = RouterCore()
+        _ = core.workerMessage(ready(live, "v1", name: "w1"), now: 0)
+        let first = sent(core.clientMessage(request(1), now: 10))
+        XCTAssertEqual(first.first?.0, live)
+        let successor: [UInt8] = Array("w1-z".utf8)
+        let resent = sent(core.workerMessage(ready(successor, "v1", name: "w1"), now: 20))
+        XCTAssertEqual(resent.first?.0, successor, "the held request is retried on the successor")
+        XCTAssertEqual(core.workerViews.map(\.name), ["w1"])
+        XCTAssertEqual(core.workersLost, 1)
+    }
 }
