@@ -14,6 +14,32 @@ struct ZRankCtl: ParsableCommand {
             """,
         subcommands: [Status.self, Rollout.self, Pause.self, Resume.self, Rollback.self, Pin.self, Unpin.self])
 
+    /// `zrankctl --admin ENDPOINT status` (the documented form) and `zrankctl status --admin ENDPOINT` both work:
+    /// connection options given before the subcommand are moved after it.
+    static func main() {
+        main(hoistingConnectionOptions(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    static func hoistingConnectionOptions(_ args: [String]) -> [String] {
+        let withValue: Set<String> = ["--admin", "--timeout-ms"]
+        var hoisted: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if withValue.contains(a), i + 1 < args.count {
+                hoisted += [a, args[i + 1]]
+                i += 2
+            } else if withValue.contains(where: { a.hasPrefix($0 + "=") }) {
+                hoisted.append(a)
+                i += 1
+            } else {
+                break
+            }
+        }
+        guard !hoisted.isEmpty, i < args.count else { return args }
+        return [args[i]] + hoisted + args[(i + 1)...]
+    }
+
     struct AdminOptions: ParsableArguments {
         @Option(name: .long, help: "The admin endpoint (printed by `zrank serve` at start).")
         var admin: String

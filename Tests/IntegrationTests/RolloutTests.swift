@@ -88,8 +88,9 @@ final class RolloutTests: XCTestCase {
         let out = fixture.directory.appendingPathComponent("rollout-\(UUID().uuidString).json").path
         let load = try startBench(endpoint, rate: 100, seconds: 28, json: out)
         sleep(3)
+        // The documented form: connection options before the subcommand.
         var r = try RealModel.run(zrankctl, [
-            "rollout", "tiny-v2", "--admin", admin, "--shadow", "3s", "--canary", "25%", "--step", "50%", "--interval", "2s",
+            "--admin", admin, "rollout", "tiny-v2", "--shadow", "3s", "--canary", "25%", "--step", "50%", "--interval", "2s",
             "--min-requests", "30", "--max-p99", "2000",
         ])
         XCTAssertEqual(r.status, 0, r.output)
@@ -206,7 +207,7 @@ final class RolloutTests: XCTestCase {
             let reason = rollout(s)["reason"] as? String ?? ""
             XCTAssertTrue(reason.contains(expected), "\(faults): \(reason)")
             XCTAssertEqual(s["traffic"] as? [String: Double], ["tiny-v1": 1])
-            let human = try RealModel.run(zrankctl, ["status", "--admin", admin])
+            let human = try RealModel.run(zrankctl, ["--admin", admin, "status"])
             XCTAssertTrue(human.output.contains("rollout: rolled_back") && human.output.contains(expected), human.output)
             XCTAssertNotNil(
                 waitFor(admin, seconds: 20) { s in
