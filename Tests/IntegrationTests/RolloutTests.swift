@@ -185,7 +185,7 @@ final class RolloutTests: XCTestCase {
     func testBadVersion_rollsBackByItself() throws {
         for (faults, expected) in [
             (["ZRANK_FAULT_FAIL_EVERY": "4"], "error rate"),
-            (["ZRANK_FAULT_STALL_MS": "40"], "3× the live p99"),
+            (["ZRANK_FAULT_STALL_MS": "80"], "3× the live p99"),
         ] {
             let registry = try makeRegistry()
             let endpoint = fixture.ipcEndpoint("bad-front")
