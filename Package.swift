@@ -103,6 +103,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "CLISupport",
+            dependencies: ["Protocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Training",
             dependencies: ["Model", "Ranking", "Tokenizer"],
             swiftSettings: swiftSettings
@@ -142,6 +147,8 @@ let package = Package(
                 "Router",
                 "Coordinator",
                 "Training",
+                "Bench",
+                "CLISupport",
                 "CSystem",
                 "CZMQ",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -164,6 +171,7 @@ let package = Package(
             name: "ZRankBenchCLI",
             dependencies: [
                 "Bench",
+                "CLISupport",
                 "Protocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
@@ -174,6 +182,7 @@ let package = Package(
             name: "ZRankCtl",
             dependencies: [
                 "Protocol",
+                "CLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bench
+import CLISupport
 import Foundation
 import Protocol
 import Yams
@@ -8,21 +9,14 @@ import Yams
 import Glibc
 #endif
 
-/// A duration: `<number>(ms|s|m)`.
-struct Duration: ExpressibleByArgument, CustomStringConvertible {
-    let seconds: Double
-    let description: String
+typealias Duration = DurationArgument
 
-    init?(argument: String) {
-        guard let seconds = parseDuration(argument) else { return nil }
-        self.seconds = seconds
-        description = argument
-    }
-
+extension DurationArgument {
+    /// A scenario file's duration: a number of seconds or a duration string.
     static func parse(_ any: Any?, _ what: String) throws -> Double {
         if let n = any as? Double { return n }
         if let n = any as? Int { return Double(n) }
-        guard let s = any as? String, let d = Duration(argument: s) else {
+        guard let s = any as? String, let d = DurationArgument(argument: s) else {
             throw BenchError("\(what): expected a duration like 500ms, 10s or 2m")
         }
         return d.seconds

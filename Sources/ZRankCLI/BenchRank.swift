@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bench
 import Foundation
 import Model
 import Ranking
@@ -33,7 +34,7 @@ extension ZRank {
         @Option(name: .long, help: "Rounds (requests alternate cosine / heads within each).")
         var rounds: Int = 3
 
-        @Option(name: .long, help: "Query file (WANDS query.csv or plain lines).")
+        @Option(name: .long, help: "Query file (WANDS query.csv, JSON lines {\"query\"} or plain lines).")
         var queries: String = "bench/data/wands/query.csv"
 
         func validate() throws {
@@ -52,12 +53,12 @@ extension ZRank {
             }
             let plain = try Ranker(model: file, index: idx)
             let withHeads = try Ranker(model: file, index: idx, heads: loaded)
-            let text = (try? String(contentsOfFile: queries, encoding: .utf8)) ?? "sofa\nlamp\n"
-            var qs = text.split(whereSeparator: \.isNewline).map { line -> String in
-                let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
-                return fields.count >= 2 ? String(fields[1]) : String(line)
+            let qs: [String]
+            do {
+                qs = try Workload.loadQueries(queries)  // the same reader zrank-bench uses
+            } catch {
+                throw CLIFailure("zrank bench-rank: \(error)")
             }
-            if qs.first == "query" { qs.removeFirst() }
             let n = min(candidates, idx.count)
             let stride = max(1, idx.count / n)
             let ids = (0..<n).map { idx.id(ofRow: ($0 * stride) % idx.count) }

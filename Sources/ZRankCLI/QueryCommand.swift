@@ -1,21 +1,8 @@
 import ArgumentParser
+import CLISupport
 import Foundation
 import Protocol
 import SwiftProtobuf
-
-/// A duration option: `<number>(ms|s|m)`.
-struct DurationOption: ExpressibleByArgument, CustomStringConvertible {
-    let seconds: Double
-    let description: String
-
-    init?(argument: String) {
-        guard let seconds = parseDuration(argument) else { return nil }
-        self.seconds = seconds
-        description = argument
-    }
-
-    var milliseconds: Int { Int((seconds * 1000).rounded()) }
-}
 
 /// One request of `zrank query`.
 struct QueryRequest {
@@ -57,7 +44,7 @@ extension ZRank {
         var topK: Int?
 
         @Option(name: .long, help: "Time to wait for each answer, e.g. 500ms, 5s.")
-        var timeout: DurationOption = DurationOption(argument: "5s")!
+        var timeout: DurationArgument = DurationArgument(argument: "5s")!
 
         @Option(name: .long, help: "Requests outstanding at once with --batch.")
         var inFlight: Int = 8

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISupport
 import Foundation
 import Protocol
 
@@ -156,15 +157,6 @@ struct ZRankCtl: ParsableCommand {
         }
     }
 
-    /// A duration: `500ms`, `30s`, `2m`.
-    struct Seconds: ExpressibleByArgument {
-        var value: Double
-        init?(argument: String) {
-            guard let v = parseDuration(argument) else { return nil }
-            value = v
-        }
-    }
-
     struct Rollout: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Roll a registry version out across the workers, one worker at a time, with automatic rollback.",
@@ -187,7 +179,7 @@ struct ZRankCtl: ParsableCommand {
         var step: Share = Share(argument: "25%")!
 
         @Option(help: "Least time at each step.")
-        var interval: Seconds = Seconds(argument: "30s")!
+        var interval: DurationArgument = DurationArgument(argument: "30s")!
 
         @Option(help: "Roll back when the new version's error rate exceeds this.")
         var maxErrorRate: Share = Share(argument: "1%")!
@@ -199,15 +191,15 @@ struct ZRankCtl: ParsableCommand {
         var minRequests: Int = 200
 
         @Option(help: "Shadow-score copies of live requests on one worker for this long before the canary (e.g. 60s).")
-        var shadow: Seconds?
+        var shadow: DurationArgument?
 
         func run() throws {
             var request: [String: Any] = [
-                "op": "rollout", "version": version, "canary": canary.value, "step": step.value, "interval_s": interval.value,
+                "op": "rollout", "version": version, "canary": canary.value, "step": step.value, "interval_s": interval.seconds,
                 "max_error_rate": maxErrorRate.value, "min_requests": minRequests,
             ]
             if let maxP99 { request["max_p99_ms"] = maxP99 }
-            if let shadow { request["shadow_s"] = shadow.value }
+            if let shadow { request["shadow_s"] = shadow.seconds }
             let answer = try options.call(request)
             let r = answer["rollout"] as? [String: Any] ?? [:]
             print("rollout of \(version) \(r["state"] ?? "started") (\(r["stage"] ?? "?"))")
