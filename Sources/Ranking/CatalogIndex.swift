@@ -68,7 +68,6 @@ public final class CatalogIndex: @unchecked Sendable {
     private let idBytes: UnsafePointer<UInt8>
     private let rowByID: [String: UInt32]
     /// Item facts (nil for version 1 indexes).
-    private let priors: UnsafePointer<Float>?
     private let pieceOffsets: UnsafePointer<UInt32>?
     private let pieces: UnsafePointer<UInt32>?
     /// log(1 + price) and log(1 + popularity) per row (NaN when missing), computed once at load: the heads'
@@ -172,20 +171,19 @@ public final class CatalogIndex: @unchecked Sendable {
                 let b = Int(UInt32(littleEndian: offsets[r + 1]))
                 guard a <= b, b <= piecesCount else { throw IndexError("\(path): corrupt item facts") }
             }
-            let priors = (base + factsAt).assumingMemoryBound(to: Float.self)
-            self.logPrices = (0..<count).map { r in
-                let v = Float(bitPattern: UInt32(littleEndian: UnsafeRawPointer(priors + 2 * r + 1).load(as: UInt32.self)))
-                return v.isNaN ? .nan : log1p(max(0, v))
+            // The priors are only ever used as log(1 + value): transformed once here (field 0 popularity, 1 price).
+            func logPrior(_ field: Int) -> [Float] {
+                (0..<count).map { r in
+                    let raw = UInt32(littleEndian: (base + factsAt + 8 * r + 4 * field).loadUnaligned(as: UInt32.self))
+                    let v = Float(bitPattern: raw)
+                    return v.isNaN ? .nan : log1p(max(0, v))
+                }
             }
-            self.logPopularities = (0..<count).map { r in
-                let v = Float(bitPattern: UInt32(littleEndian: UnsafeRawPointer(priors + 2 * r).load(as: UInt32.self)))
-                return v.isNaN ? .nan : log1p(max(0, v))
-            }
-            self.priors = priors
+            self.logPopularities = logPrior(0)
+            self.logPrices = logPrior(1)
             self.pieceOffsets = offsets
             self.pieces = (base + factsAt + count * 8 + (count + 1) * 4).assumingMemoryBound(to: UInt32.self)
         } else {
-            self.priors = nil
             self.logPrices = []
             self.logPopularities = []
             self.pieceOffsets = nil
@@ -215,21 +213,7 @@ public final class CatalogIndex: @unchecked Sendable {
     }
 
     /// Whether the index carries item facts (priors and title pieces; format version 2).
-    public var hasItemFacts: Bool { priors != nil }
-
-    /// The catalog's popularity of a row (nil when absent).
-    public func popularity(ofRow r: Int) -> Float? {
-        guard let priors else { return nil }
-        let v = Float(bitPattern: UInt32(littleEndian: UnsafeRawPointer(priors + 2 * r).load(as: UInt32.self)))
-        return v.isNaN ? nil : v
-    }
-
-    /// The catalog's price of a row (nil when absent).
-    public func price(ofRow r: Int) -> Float? {
-        guard let priors else { return nil }
-        let v = Float(bitPattern: UInt32(littleEndian: UnsafeRawPointer(priors + 2 * r + 1).load(as: UInt32.self)))
-        return v.isNaN ? nil : v
-    }
+    public var hasItemFacts: Bool { pieces != nil }
 
     /// log(1 + price) of a row, NaN when the catalog has no price for it (the heads' `log_price` feature).
     @inline(__always)

@@ -28,8 +28,6 @@ public enum FeatureSet {
 
     public static func positionFeature(_ position: Int) -> Float { 1 / log2(1 + Float(max(1, position))) }
 
-    public static func logPriceFeature(_ price: Float?) -> Float { price.map { log1p(max(0, $0)) } ?? .nan }
-
     /// Share of `query` pieces found in `title` pieces (both distinct). A 64-bit mask of the query pieces skips
     /// almost every title piece without a search (this runs once per candidate).
     @inline(__always)
@@ -192,10 +190,6 @@ public struct PreparedHeads: Sendable {
         var cosine: Float = 0, lexical: Float = 0, personal: Float = 0, hasProfile: Float = 0
         var popularity: Float = 0, popularityOffset: Float = 0, logPrice: Float = 0, logPriceOffset: Float = 0
 
-        /// Slope of a scalar feature by its index.
-        func slope(_ f: Int) -> Float {
-            [cosine, lexical, personal, hasProfile, popularity, logPrice, 0][f]
-        }
     }
 
     let fastCTR: Linear
@@ -263,23 +257,23 @@ public struct PreparedHeads: Sendable {
     }
 }
 
+/// One feature's terms in a score: in the CTR logit and in the engagement prediction.
+public struct FeatureTerm: Sendable, Equatable {
+    public var feature: String
+    public var ctrLogit: Float
+    public var engagement: Float
+}
+
 /// One candidate's heads output, with the exact per-feature terms.
 public struct HeadsScore: Sendable, Equatable {
     public var ctr: Float
     public var engagement: Float
     public var combined: Float
-    /// (feature, term in the CTR logit, term in the engagement prediction); "interaction" sums the qd_* features,
-    /// "bias" holds the intercepts. The CTR terms sum to the logit, the engagement terms to the prediction.
-    public var contributions: [(feature: String, ctrLogit: Float, engagement: Float)]
+    /// "interaction" sums the qd_* features, "bias" holds the intercepts. The CTR terms sum to the logit, the
+    /// engagement terms to the prediction.
+    public var contributions: [FeatureTerm]
     public var alpha: Float
     public var beta: Float
-
-    public static func == (a: HeadsScore, b: HeadsScore) -> Bool {
-        a.ctr == b.ctr && a.engagement == b.engagement && a.combined == b.combined && a.alpha == b.alpha && a.beta == b.beta
-            && a.contributions.map(\.feature) == b.contributions.map(\.feature)
-            && a.contributions.map(\.ctrLogit) == b.contributions.map(\.ctrLogit)
-            && a.contributions.map(\.engagement) == b.contributions.map(\.engagement)
-    }
 }
 
 extension PreparedHeads {
@@ -289,23 +283,23 @@ extension PreparedHeads {
         let z = standardise(raw)
         var logit = ctr.bias
         var eng = engagement?.bias ?? 0
-        var terms: [(String, Float, Float)] = []
-        if explain { terms.append(("bias", ctr.bias, engagement?.bias ?? 0)) }
+        var terms: [FeatureTerm] = []
+        if explain { terms.append(FeatureTerm(feature: "bias", ctrLogit: ctr.bias, engagement: engagement?.bias ?? 0)) }
         for s in 0..<FeatureSet.scalarCount {
             let tc = ctr.scalarWeights[s] * z[s]
             let te = (engagement?.scalarWeights[s] ?? 0) * z[s]
             logit += tc
             eng += te
-            if explain { terms.append((FeatureSet.scalarNames[s], tc, te)) }
+            if explain { terms.append(FeatureTerm(feature: FeatureSet.scalarNames[s], ctrLogit: tc, engagement: te)) }
         }
         let ic = interactionCTR + ctr.interactionConstant
         let ie = engagement.map { interactionEngagement + $0.interactionConstant } ?? 0
         logit += ic
         eng += ie
-        if explain { terms.append(("interaction", ic, ie)) }
+        if explain { terms.append(FeatureTerm(feature: "interaction", ctrLogit: ic, engagement: ie)) }
         let p = 1 / (1 + exp(-logit))
         return HeadsScore(
-            ctr: p, engagement: eng, combined: alpha * p + beta * eng, contributions: terms.map { (feature: $0.0, ctrLogit: $0.1, engagement: $0.2) },
+            ctr: p, engagement: eng, combined: alpha * p + beta * eng, contributions: terms,
             alpha: alpha, beta: beta)
     }
 }

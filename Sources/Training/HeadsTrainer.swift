@@ -247,7 +247,7 @@ public enum HeadsTrainer {
                 x[base + FeatureSet.hasProfile] = 1
             }
             x[base + FeatureSet.popularity] = index.logPopularity(ofRow: row)
-            x[base + FeatureSet.logPrice] = FeatureSet.logPriceFeature(index.price(ofRow: row))
+            x[base + FeatureSet.logPrice] = index.logPrice(ofRow: row)
             x[base + FeatureSet.positionBias] = FeatureSet.positionFeature(r.position ?? FeatureSet.servingPosition)
             for i in 0..<dim { x[base + FeatureSet.scalarCount + i] = q[i] * d[i] }
         }

@@ -60,7 +60,7 @@ final class HeadsServingTests: XCTestCase {
                 zip(q, d).reduce(0) { $0 + $1.0 * $1.1 },
                 index.titlePieces(ofRow: row).withMemoryRebound(to: UInt32.self) { FeatureSet.lexical(query: pieces, title: $0) },
                 zip(profile, d).reduce(0) { $0 + $1.0 * $1.1 }, 1, index.logPopularity(ofRow: row),
-                FeatureSet.logPriceFeature(index.price(ofRow: row)), FeatureSet.positionFeature(FeatureSet.servingPosition),
+                index.logPrice(ofRow: row), FeatureSet.positionFeature(FeatureSet.servingPosition),
             ]
             x += zip(q, d).map { $0 * $1 }
             var reference = heads.ctr.bias
