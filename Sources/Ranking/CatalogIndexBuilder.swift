@@ -107,6 +107,11 @@ public enum CatalogIndexBuilder {
 
 /// The distinct word-piece ids of a text (no special tokens), ascending: the lexical feature's unit.
 public func wordPieces(_ tokenizer: WordPieceTokenizer, _ text: String, maxLength: Int = 128) -> [UInt32] {
+    wordPieces(tokenizer, encoding: tokenizer.encode(text, maxLength: maxLength))
+}
+
+/// The same from an encoding already made (the query's, on the ranking path).
+public func wordPieces(_ tokenizer: WordPieceTokenizer, encoding: TokenizerEncoding) -> [UInt32] {
     let special: Set<Int32> = [tokenizer.clsID, tokenizer.sepID, tokenizer.padID]
-    return Array(Set(tokenizer.encode(text, maxLength: maxLength).inputIDs.filter { !special.contains($0) }.map { UInt32($0) })).sorted()
+    return Array(Set(encoding.inputIDs.filter { !special.contains($0) }.map { UInt32($0) })).sorted()
 }

@@ -143,7 +143,12 @@ public final class Ranker {
 
     /// The L2-normalised embedding of one text (truncated to the max length).
     public func embed(_ text: String) throws -> [Float] {
-        try encoder.embed([tokenizer.encode(text, maxLength: min(limits.maxTokens, model.config.maxPositions))])[0]
+        try encoder.embed([tokenize(text)])[0]
+    }
+
+    /// Word pieces of a text as the encoder sees it (truncated to the max length).
+    private func tokenize(_ text: String) -> TokenizerEncoding {
+        tokenizer.encode(text, maxLength: min(limits.maxTokens, model.config.maxPositions))
     }
 
     /// Checks a request against the limits.
@@ -189,7 +194,7 @@ public final class Ranker {
         let queryVector: [Float]
         let queryEncoding: TokenizerEncoding
         do {
-            queryEncoding = tokenizer.encode(q.query, maxLength: min(limits.maxTokens, model.config.maxPositions))
+            queryEncoding = tokenize(q.query)
             queryVector = try encoder.embed([queryEncoding])[0]
         } catch {
             throw RankError("cannot encode the query: \(error)", internal: true)
@@ -197,9 +202,9 @@ public final class Ranker {
         let t1 = monotonic()
         if let heads {
             // The lexical feature's query pieces come from the encoding already made.
-            let special: Set<Int32> = [tokenizer.clsID, tokenizer.sepID, tokenizer.padID]
-            let pieces = Array(Set(queryEncoding.inputIDs.filter { !special.contains($0) }.map { UInt32($0) })).sorted()
-            return try rankWithHeads(q, heads, queryVector: queryVector, queryPieces: pieces, encodeNanos: t1 - t0, started: t1)
+            return try rankWithHeads(
+                q, heads, queryVector: queryVector, queryPieces: wordPieces(tokenizer, encoding: queryEncoding),
+                encodeNanos: t1 - t0, started: t1)
         }
         let (q8, qScale) = quantizeSymmetric(queryVector)
         let wholeCatalog = q.candidateIDs.isEmpty && q.inlineCandidates.isEmpty
@@ -404,7 +409,7 @@ public final class Ranker {
         var inlineRaw: [[Float]] = []
         var inlineInteraction: [(Float, Float)] = []
         for (j, v) in inlineVectors.enumerated() {
-            let pieces = wordPieces(tokenizer, q.inlineCandidates[j].text, maxLength: limits.maxTokens)
+            let pieces = wordPieces(tokenizer, encoding: tokenize(q.inlineCandidates[j].text))
             let lexical = pieces.withUnsafeBufferPointer { FeatureSet.lexical(query: queryPieces, title: $0) }
             let raw = [dot(v, queryVector), lexical, profile.map { dot($0, v) } ?? 0, hasProfile, Float.nan, Float.nan, position]
             let ic = dot(v, uCTR), ie = uEngagement.map { dot(v, $0) } ?? 0
@@ -459,10 +464,9 @@ public final class Ranker {
             if let v = inlineCache.value(for: cacheKey(c)) { out[j] = v } else { missing.append(j) }
         }
         var start = 0
-        let maxLength = min(limits.maxTokens, model.config.maxPositions)
         while start < missing.count {
             let batch = Array(missing[start..<min(start + 32, missing.count)])
-            let vectors = try encoder.embed(batch.map { tokenizer.encode(candidates[$0].text, maxLength: maxLength) })
+            let vectors = try encoder.embed(batch.map { tokenize(candidates[$0].text) })
             for (j, v) in zip(batch, vectors) {
                 out[j] = v
                 inlineCache.set(v, for: cacheKey(candidates[j]))
