@@ -269,9 +269,7 @@ public struct RolloutMachine: Sendable {
                 actions += advance(o, plan)
             }
         }
-        if let stable = record.window(o, record.stable), stable.requests >= 20, stable.p99Ms > 0 {
-            record.baselineP99Ms = stable.p99Ms
-        }
+        if let p99 = liveP99(o) { record.baselineP99Ms = p99 }
         actions += reconcile(o)
         return actions
     }
@@ -314,6 +312,12 @@ public struct RolloutMachine: Sendable {
         return actions + [.persist]
     }
 
+    /// The live version's p99 in this window, when it has enough answers to mean something.
+    private func liveP99(_ o: PoolObservation) -> Double? {
+        guard let w = o.window[record.stable], w.requests >= 20, w.p99Ms > 0 else { return nil }
+        return w.p99Ms
+    }
+
     /// A reason to roll back, or nil.
     private func verdict(_ o: PoolObservation, _ plan: RolloutPlan) -> String? {
         if record.stage == .shadow {
@@ -325,14 +329,13 @@ public struct RolloutMachine: Sendable {
             }
             return nil
         }
-        guard let w = record.window(o, plan.target), w.requests >= plan.minRequests else { return nil }
+        guard let w = o.window[plan.target], w.requests >= plan.minRequests else { return nil }
         if w.errorRate > plan.maxErrorRate {
             return String(
                 format: "error rate %.2f%% > %.2f%% after %d requests on %@", w.errorRate * 100, plan.maxErrorRate * 100,
                 w.requests, plan.target)
         }
-        let live = record.window(o, record.stable).flatMap { $0.requests >= 20 && $0.p99Ms > 0 ? $0.p99Ms : nil }
-        let bound = plan.maxP99Ms ?? (live ?? record.baselineP99Ms).map { 3 * $0 }
+        let bound = plan.maxP99Ms ?? (liveP99(o) ?? record.baselineP99Ms).map { 3 * $0 }
         if let bound, w.p99Ms > bound {
             let why = plan.maxP99Ms != nil ? "--max-p99" : "3× the live p99"
             return String(format: "p99 %.2f ms > %.2f ms (%@) after %d requests on %@", w.p99Ms, bound, why, w.requests, plan.target)
@@ -352,7 +355,7 @@ public struct RolloutMachine: Sendable {
             guard elapsed >= plan.shadowSeconds, o.shadowCompared + o.shadowErrors >= plan.minRequests else { return [] }
             return enter(.canary, share: plan.canary, now: o.now)
         case .canary, .step:
-            guard elapsed >= plan.intervalSeconds, (record.window(o, plan.target)?.requests ?? 0) >= plan.minRequests else {
+            guard elapsed >= plan.intervalSeconds, (o.window[plan.target]?.requests ?? 0) >= plan.minRequests else {
                 return []
             }
             if record.share >= 1 {
@@ -430,8 +433,4 @@ public struct RolloutMachine: Sendable {
         pendingLoad = (w.id, version, o.now)
         return [.load(worker: w.id, version: version), .log("moving worker \(w.name) from \(w.version) to \(version)")]
     }
-}
-
-extension RolloutRecord {
-    fileprivate func window(_ o: PoolObservation, _ version: String) -> WindowFigures? { o.window[version] }
 }
