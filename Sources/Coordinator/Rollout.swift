@@ -300,16 +300,9 @@ public struct RolloutMachine: Sendable {
         record.stage = stage
         record.share = min(1, share)
         record.stageStartedAt = now
-        var actions: [RolloutAction] = [.resetWindow]
-        switch stage {
-        case .shadow:
-            actions += [.split([record.stable: 1]), .shadow(target), note("shadow: \(target) scores copies of live requests")]
-        default:
-            actions.append(.shadow(nil))
-            let split = record.share >= 1 ? [target: 1.0] : [record.stable: 1 - record.share, target: record.share]
-            actions += [.split(split), note("\(stage.rawValue): \(target) gets \(percent(record.share)) of traffic")]
-        }
-        return actions + [.persist]
+        let line = stage == .shadow
+            ? "shadow: \(target) scores copies of live requests" : "\(stage.rawValue): \(target) gets \(percent(record.share)) of traffic"
+        return [.resetWindow, .split(desiredSplit ?? [:]), .shadow(desiredShadow), note(line), .persist]
     }
 
     /// The live version's p99 in this window, when it has enough answers to mean something.
@@ -378,7 +371,7 @@ public struct RolloutMachine: Sendable {
         record.share = 0
         record.reason = reason
         record.stageStartedAt = now
-        return [.shadow(nil), .split([record.stable: 1]), note("rolled back \(target) to \(record.stable): \(reason)"), .persist]
+        return [.shadow(nil), .split(desiredSplit ?? [:]), note("rolled back \(target) to \(record.stable): \(reason)"), .persist]
     }
 
     /// No worker between versions.
