@@ -50,9 +50,8 @@ public struct LogSimulator {
     /// (query text, product class), only classes the catalog has.
     public let queries: [(text: String, cls: String)]
     private let byCategory: [String: [Int]]
-    private let priceCuts: (Double, Double)
-    private let popularityMean: Double
-    private let popularityStd: Double
+    /// The truth without users yet: query classes, items, price bands, popularity statistics.
+    private let truthModel: SimulationTruth
 
     /// Reads the catalog (`{"id", "category", "color", "style", "price", "popularity"}` lines; the project's demo
     /// catalog) and the queries (WANDS `query.csv`: tab-separated with `query` and `query_class` columns).
@@ -96,19 +95,14 @@ public struct LogSimulator {
         self.queries = qs
         byCategory = Dictionary(grouping: items.indices, by: { items[$0].category })
         let prices = items.map(\.price).sorted()
-        priceCuts = (prices[prices.count / 3], prices[2 * prices.count / 3])
         // Popularity is heavy-tailed (Pareto): the truth uses its logarithm.
         let logs = items.map { log1p(max(0, $0.popularity)) }
         let m = logs.reduce(0, +) / Double(items.count)
-        popularityMean = m
-        popularityStd = max(1e-9, (logs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(items.count)).squareRoot())
-    }
-
-    var truthModel: SimulationTruth {
-        SimulationTruth(
-            tastes: [:], queryClasses: Dictionary(queries.map { ($0.text, $0.cls) }, uniquingKeysWith: { a, _ in a }),
-            items: Dictionary(uniqueKeysWithValues: items.map { ($0.id, $0) }), priceCuts: [priceCuts.0, priceCuts.1],
-            popularityMean: popularityMean, popularityStd: popularityStd)
+        truthModel = SimulationTruth(
+            tastes: [:], queryClasses: Dictionary(qs.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a }),
+            items: Dictionary(uniqueKeysWithValues: items.map { ($0.id, $0) }),
+            priceCuts: [prices[prices.count / 3], prices[2 * prices.count / 3]], popularityMean: m,
+            popularityStd: max(1e-9, (logs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(items.count)).squareRoot()))
     }
 
     /// Probability that position `k` (1-based) is looked at.
