@@ -5,7 +5,12 @@ import Prometheus
 /// coordinator serves them over HTTP at `/metrics`).
 final class RouterMetrics {
     let registry = PrometheusCollectorRegistry()
-    private var outcomes: [String: Counter] = [:]
+    private struct OutcomeKey: Hashable {
+        var version: String
+        var outcome: String
+    }
+
+    private var outcomes: [OutcomeKey: Counter] = [:]
     private var compute: [String: ValueHistogram] = [:]
     private let queueTime: ValueHistogram
     private let queueDepth: Gauge
@@ -51,7 +56,7 @@ final class RouterMetrics {
     /// Counts answered requests.
     func record(_ completions: [RouterCore.Completion]) {
         for c in completions {
-            let key = c.version + "\u{0}" + c.outcome
+            let key = OutcomeKey(version: c.version, outcome: c.outcome)
             let counter = outcomes[key] ?? {
                 let counter = registry.makeCounter(
                     descriptor: MetricNameDescriptor(
