@@ -183,8 +183,8 @@ extension ZRank {
         func validate() throws {
             try validateEndpoint(connect, "--connect")
             if registry != nil {
-                guard version != nil, ranking.model == nil, ranking.index == nil else {
-                    throw ValidationError("--registry needs --version (and no --model/--index)")
+                guard version != nil, ranking.model == nil, ranking.index == nil, heads == nil else {
+                    throw ValidationError("--registry needs --version (and no --model/--index/--heads: the version's own files are used)")
                 }
             } else {
                 guard ranking.model != nil, ranking.index != nil else { throw ValidationError("--model and --index are required") }
