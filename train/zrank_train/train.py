@@ -1,0 +1,497 @@
+"""Fine-tuning: a bi-encoder with click (pointwise + listwise [+ in-batch]) and engagement heads, trained jointly.
+
+s(q, d) = cosine(emb(q), emb(d)); click logit = w*s + b + pos_bias[position] (position: training only);
+engagement = a*s + c regressed on log(1 + dwell_s) of clicked impressions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import data as D
+from . import model as M
+from .errors import InputError
+from .metrics import auc, ndcg_at
+from .progress import Progress
+
+MAX_POSITION = 50  # pos_bias has one entry per position 1..MAX_POSITION; deeper positions share the last one
+
+
+@dataclass
+class Options:
+    base: str
+    catalog: str
+    log: str
+    out: str
+    validation: float = 0.2
+    epochs: int = 3
+    batch: int = 16
+    lr: float = 2e-5
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    freeze_layers: int = 0
+    seed: int = 0
+    max_minutes: float | None = None
+    json: str | None = None
+    truth: str | None = None
+    list_cap: int = 20
+    item_tokens: int = 64
+    query_tokens: int = 128
+    alpha: float = 1.0
+    beta: float = 0.1
+    inbatch_weight: float = 0.1
+    inbatch_scale: float = 20.0
+    patience: int = 2
+    dropout: bool = True
+
+
+@dataclass
+class Result:
+    report: dict
+    params: dict           # best encoder parameters (numpy, HF names)
+    heads: dict
+    base: M.BaseModel = field(repr=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Losses
+
+
+def head_values(heads):
+    pos = heads["pos"].at[0].set(0.0)  # position 1 is the reference: b is the click logit there
+    return heads["w"], heads["b"], pos, heads["a"], heads["c"]
+
+
+def losses_from_scores(s, heads, bt):
+    """Per-head losses from cosines s [S, C] and a batch dict (numpy or jax arrays). Returns a dict of scalars."""
+    w, b, pos, a, c = head_values(heads)
+    valid, clicked = bt["valid"], bt["clicked"]
+    pterm = pos[bt["pos_idx"]] * bt["has_pos"]
+    logit = w * s + b + pterm
+    bce = jnp.maximum(logit, 0) - logit * clicked + jnp.log1p(jnp.exp(-jnp.abs(logit)))
+    pointwise = jnp.sum(bce * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+    # Listwise: softmax over the list's click logits (b cancels), clicked items as the target distribution.
+    ll = jnp.where(valid > 0, w * s + pterm, -1e9)
+    logp = jax.nn.log_softmax(ll, axis=-1)
+    nclick = jnp.sum(clicked * valid, axis=-1)
+    has = (nclick > 0).astype(jnp.float32)
+    per_list = -jnp.sum(clicked * valid * logp, axis=-1) / jnp.maximum(nclick, 1.0)
+    listwise = jnp.sum(per_list * has) / jnp.maximum(jnp.sum(has), 1.0)
+    e = a * s + c
+    hd = bt["has_dwell"]
+    engagement = jnp.sum(hd * jnp.square(e - bt["log_dwell"])) / jnp.maximum(jnp.sum(hd), 1.0)
+    return {"pointwise": pointwise, "listwise": listwise, "engagement": engagement}
+
+
+def inbatch_loss(qe, de, bt, scale):
+    """MultipleNegativesRanking-like: each clicked (query, item) pair against the clicked items of the other lists
+    in the batch (items also shown to this query are not used as its negatives)."""
+    S, C = bt["clicked"].shape
+    flat = de.reshape(S * C, -1)
+    sim = scale * (qe @ flat.T)                                   # [S, S*C]
+    cl = (bt["clicked"] * bt["valid"]).reshape(S * C) > 0
+    owner = jnp.repeat(jnp.arange(S), C)
+    key = bt["item_key"]
+    shown_here = jnp.any(key.reshape(S, C)[:, :, None] == key.reshape(S * C)[None, None, :], axis=1)  # [S, S*C]
+    neg = cl[None, :] & (owner[None, :] != jnp.arange(S)[:, None]) & ~shown_here
+    neg_lse = jax.nn.logsumexp(jnp.where(neg, sim, -jnp.inf), axis=-1)  # [S], -inf when no negatives
+    pos_sim = jnp.take_along_axis(sim, (jnp.arange(S)[:, None] * C + jnp.arange(C)[None, :]), axis=1)  # [S, C]
+    pair = (bt["clicked"] * bt["valid"]) > 0
+    per = jnp.logaddexp(pos_sim, neg_lse[:, None]) - pos_sim
+    per = jnp.where(pair & jnp.isfinite(neg_lse)[:, None], per, 0.0)
+    n = jnp.sum((pair & jnp.isfinite(neg_lse)[:, None]).astype(jnp.float32))
+    return jnp.sum(per) / jnp.maximum(n, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batches
+
+
+class Batcher:
+    def __init__(self, sessions, q_tokens, i_tokens, item_index, cap, opts: Options, max_len: int):
+        self.sessions = sessions
+        self.q_tokens, self.i_tokens, self.item_index = q_tokens, i_tokens, item_index
+        self.S, self.C = opts.batch, cap
+        self.opts = opts
+        self.max_len = max_len
+
+    def make(self, chunk: list[D.Session]) -> dict:
+        S, C = self.S, self.C
+        bt = {k: np.zeros((S, C), np.float32) for k in ("valid", "clicked", "has_pos", "has_dwell", "log_dwell")}
+        bt["pos_idx"] = np.zeros((S, C), np.int32)
+        bt["item_key"] = np.full((S * C,), -1, np.int32)
+        qs, ds = [], [np.zeros(0, np.int32)] * (S * C)
+        for si, s in enumerate(chunk):
+            qs.append(self.q_tokens[s.query])
+            for j, item in enumerate(s.items):
+                ds[si * C + j] = self.i_tokens[item]
+                bt["item_key"][si * C + j] = self.item_index[item]
+                bt["valid"][si, j] = 1
+                bt["clicked"][si, j] = float(s.clicked[j])
+                p = s.positions[j]
+                if p is not None:
+                    bt["has_pos"][si, j] = 1
+                    bt["pos_idx"][si, j] = min(p, MAX_POSITION) - 1
+                if s.clicked[j] and s.dwell[j] is not None:
+                    bt["has_dwell"][si, j] = 1
+                    bt["log_dwell"][si, j] = math.log1p(s.dwell[j])
+        qs += [np.zeros(0, np.int32)] * (S - len(qs))
+        lq = M.bucket(max(len(t) for t in qs), 16, self.max_len)
+        ld = M.bucket(max(len(t) for t in ds), 16, self.max_len)
+        bt["q_ids"], bt["q_mask"] = M.pad(qs, S, lq)
+        bt["d_ids"], bt["d_mask"] = M.pad(ds, S * C, ld)
+        bt["examples"] = int(bt["valid"].sum())
+        return bt
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def session_scores(sessions, qemb, iemb):
+    return [np.array([float(qemb[s.query] @ iemb[i]) for i in s.items], np.float64) for s in sessions]
+
+
+def evaluate(sessions, scores, heads_np, truth=None) -> dict:
+    nd, tn = [], []
+    all_s, all_y = [], []
+    w, b = float(heads_np["w"]), float(heads_np["b"])
+    for s, sc in zip(sessions, scores):
+        v = ndcg_at(sc, [1.0 if c else 0.0 for c in s.clicked])
+        if v is not None:
+            nd.append(v)
+        if truth is not None:
+            tv = ndcg_at(sc, [2.0 ** truth.get((s.query, i), 0.0) - 1.0 for i in s.items])
+            if tv is not None:
+                tn.append(tv)
+        all_s.extend((w * sc + b).tolist())
+        all_y.extend(s.clicked)
+    out = {"ndcg10": float(np.mean(nd)) if nd else None, "auc": auc(all_s, all_y), "ndcg_sessions": len(nd)}
+    if truth is not None:
+        out["truth_ndcg10"] = float(np.mean(tn)) if tn else None
+        out["truth_sessions"] = len(tn)
+    return out
+
+
+def stack_scores(sessions, scores, cap):
+    """Scores and batch arrays for all sessions at once (numpy), to compute the heads' losses on a split."""
+    S = len(sessions)
+    sc = np.zeros((S, cap), np.float32)
+    bt = {k: np.zeros((S, cap), np.float32) for k in ("valid", "clicked", "has_pos", "has_dwell", "log_dwell")}
+    bt["pos_idx"] = np.zeros((S, cap), np.int32)
+    for si, (s, x) in enumerate(zip(sessions, scores)):
+        n = len(s.items)
+        sc[si, :n] = x
+        bt["valid"][si, :n] = 1
+        for j in range(n):
+            bt["clicked"][si, j] = float(s.clicked[j])
+            if s.positions[j] is not None:
+                bt["has_pos"][si, j] = 1
+                bt["pos_idx"][si, j] = min(s.positions[j], MAX_POSITION) - 1
+            if s.clicked[j] and s.dwell[j] is not None:
+                bt["has_dwell"][si, j] = 1
+                bt["log_dwell"][si, j] = math.log1p(s.dwell[j])
+    return sc, bt
+
+
+def fit_heads(sc, bt, heads, steps=400, lr=0.05):
+    """Heads alone on fixed cosines (the encoder frozen): the warm start, and base_auc's w, b."""
+    opt = optax.adam(lr)
+    state = opt.init(heads)
+    sc = jnp.asarray(sc)
+    btj = {k: jnp.asarray(v) for k, v in bt.items()}
+
+    def loss(h):
+        l = losses_from_scores(sc, h, btj)
+        return l["pointwise"] + l["listwise"] + l["engagement"]
+
+    @jax.jit
+    def step(h, st):
+        g = jax.grad(loss)(h)
+        u, st = opt.update(g, st, h)
+        return optax.apply_updates(h, u), st
+
+    for _ in range(steps):
+        heads, state = step(heads, state)
+    return heads
+
+
+def head_losses(sc, bt, heads) -> dict:
+    l = losses_from_scores(jnp.asarray(sc), heads, {k: jnp.asarray(v) for k, v in bt.items()})
+    return {k: float(v) for k, v in l.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run
+
+
+def check_out(out: str):
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise InputError(f"{out}: exists and is not a folder")
+        if os.listdir(out):
+            raise InputError(f"{out}: exists and is not empty")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise InputError(f"{out}: parent folder {parent} does not exist")
+
+
+def fine_tune(o: Options, log=print) -> Result:
+    t0 = time.monotonic()
+    deadline = t0 + o.max_minutes * 60 if o.max_minutes is not None else None
+    if not 0 <= o.validation < 1:
+        raise InputError(f"--validation {o.validation}: must be in [0, 1)")
+    if o.epochs < 1 or o.batch < 1:
+        raise InputError("--epochs and --batch must be >= 1")
+    check_out(o.out)
+    base = M.load_base(o.base)
+    if not 0 <= o.freeze_layers <= base.config.num_hidden_layers:
+        raise InputError(f"--freeze-layers {o.freeze_layers}: the model has {base.config.num_hidden_layers} layers")
+    catalog = D.read_catalog(o.catalog)
+    rows = D.read_log(o.log)
+    truth = D.read_truth(o.truth) if o.truth else None
+    known = [r for r in rows if r.item in catalog]
+    unknown = len(rows) - len(known)
+    if not known:
+        raise InputError(f"{o.log}: none of the log's {len(rows)} impressions is of an item in {o.catalog}")
+    if not any(r.clicked for r in known):
+        raise InputError(f"{o.log}: the log has no clicks (on catalog items)")
+    sessions, dropped = D.sessions_of(known, o.list_cap)
+    train, val = D.split_by_query(sessions, o.validation, o.seed)
+    if not any(s.clicks for s in train):
+        raise InputError(f"{o.log}: no clicks left in the training split (--validation {o.validation})")
+    cap = max(len(s.items) for s in sessions)
+
+    # Tokens: queries at query_tokens, items at item_tokens (training and validation alike).
+    qtok = M.load_tokenizer(o.base, o.query_tokens)
+    itok = M.load_tokenizer(o.base, o.item_tokens)
+    queries = sorted({s.query for s in sessions})
+    items = sorted({i for s in sessions for i in s.items})
+    q_tokens = dict(zip(queries, M.tokenize(qtok, queries)))
+    i_tokens = dict(zip(items, M.tokenize(itok, [catalog[i] for i in items])))
+    item_index = {i: n for n, i in enumerate(items)}
+    cfg = base.config
+    encoder = M.Encoder(cfg)
+
+    def embed_split(params, ss):
+        qs = sorted({s.query for s in ss})
+        its = sorted({i for s in ss for i in s.items})
+        qe = encoder(params, [q_tokens[q] for q in qs])
+        ie = encoder(params, [i_tokens[i] for i in its])
+        return dict(zip(qs, qe)), dict(zip(its, ie))
+
+    params0 = base.params()
+    rng = np.random.RandomState(o.seed)
+
+    # Warm start of the heads on the base model's cosines (a sample of training lists), encoder frozen.
+    heads = {"w": jnp.float32(10.0), "b": jnp.float32(-3.0), "pos": jnp.zeros((MAX_POSITION,), jnp.float32),
+             "a": jnp.float32(1.0), "c": jnp.float32(2.0)}
+    sample = [train[i] for i in sorted(rng.choice(len(train), min(len(train), 256), replace=False))]
+    qe, ie = embed_split(params0, sample)
+    ssc, sbt = stack_scores(sample, session_scores(sample, qe, ie), cap)
+    heads = fit_heads(ssc, sbt, heads)
+    log(f"zrank fine-tune: {len(known)} impressions in {len(sessions)} lists ({len(train)} train, {len(val)} "
+        f"validation, {len({s.query for s in val})} validation queries); {unknown} of unknown items skipped")
+
+    def validate(params, heads_):
+        qe, ie = embed_split(params, val)
+        scores = session_scores(val, qe, ie)
+        h = {k: np.asarray(v) for k, v in heads_.items()}
+        ev = evaluate(val, scores, h, truth)
+        vsc, vbt = stack_scores(val, scores, cap)
+        ev["losses"] = head_losses(vsc, vbt, heads_)
+        return ev
+
+    base_eval = validate(params0, heads) if val else None
+    if base_eval is not None:
+        # base_auc: raw cosine (AUC is rank-based; w > 0), base_ndcg10: ranking by cosine.
+        log(f"zrank fine-tune: base model on validation: NDCG@10 {base_eval['ndcg10']}, AUC {base_eval['auc']}")
+
+    # Trainable / frozen split: embeddings and the bottom freeze_layers layers are not differentiated at all.
+    def frozen_name(n):
+        if n.startswith("embeddings."):
+            return o.freeze_layers > 0
+        return int(n.split(".")[2]) < o.freeze_layers
+
+    trainable = {n: v for n, v in params0.items() if not frozen_name(n)}
+    frozen = {n: v for n, v in params0.items() if frozen_name(n)}
+    steps_per_epoch = math.ceil(len(train) / o.batch)
+    total_steps = steps_per_epoch * o.epochs
+    warm = max(1, int(round(o.warmup * total_steps)))
+
+    def schedule(lr):
+        return optax.join_schedules(
+            [optax.linear_schedule(0.0, lr, warm), optax.linear_schedule(lr, 0.0, max(1, total_steps - warm))], [warm])
+
+    decay_mask = {"enc": {n: (n.endswith(".weight") and "LayerNorm" not in n) for n in trainable},
+                  "heads": {k: False for k in heads}}
+    labels = {"enc": {n: "encoder" for n in trainable}, "heads": {k: "heads" for k in heads}}
+    tx = optax.chain(
+        optax.clip_by_global_norm(1.0),
+        optax.multi_transform({
+            "encoder": optax.adamw(schedule(o.lr), weight_decay=o.weight_decay, mask=decay_mask["enc"]),
+            "heads": optax.adam(schedule(o.head_lr)),
+        }, labels))
+    state = {"enc": trainable, "heads": heads}
+    opt_state = tx.init(state)
+
+    def loss_fn(st, frozen_, bt, key):
+        p = {**frozen_, **st["enc"]}
+        kq, kd = (jax.random.split(key) if o.dropout else (None, None))
+        qe = M.encode(p, bt["q_ids"], bt["q_mask"], cfg, kq)
+        de = M.encode(p, bt["d_ids"], bt["d_mask"], cfg, kd)
+        S, C = bt["valid"].shape
+        s = jnp.einsum("sh,sch->sc", qe, de.reshape(S, C, -1))
+        l = losses_from_scores(s, st["heads"], bt)
+        l["inbatch"] = inbatch_loss(qe, de, bt, o.inbatch_scale) if o.inbatch_weight > 0 else jnp.float32(0)
+        total = (o.alpha * (l["pointwise"] + l["listwise"] + o.inbatch_weight * l["inbatch"])
+                 + o.beta * l["engagement"])
+        l["total"] = total
+        return total, l
+
+    @jax.jit
+    def train_step(st, ost, frozen_, bt, key):
+        (_, l), g = jax.value_and_grad(loss_fn, has_aux=True)(st, frozen_, bt, key)
+        u, ost = tx.update(g, ost, st)
+        return optax.apply_updates(st, u), ost, l
+
+    batcher = Batcher(train, q_tokens, i_tokens, item_index, cap, o, cfg.max_position_embeddings)
+    n_train = sum(len(s.items) for s in train)
+    root_key = jax.random.PRNGKey(o.seed)
+
+    def snapshot(st):
+        return {n: np.asarray(v) for n, v in {**frozen, **st["enc"]}.items()}, \
+            {k: np.asarray(v) for k, v in st["heads"].items()}
+
+    best = {"epoch": 0, "ndcg10": base_eval["ndcg10"] if base_eval else None, "eval": base_eval}
+    best["params"], best["heads"] = snapshot(state)
+    history = []
+    stopped = "epochs"
+    seen = 0
+    train_seconds = 0.0
+    step = 0
+    since_best = 0
+    progress = Progress(n_train * o.epochs)
+    epochs_run = 0.0
+    try:
+        for epoch in range(1, o.epochs + 1):
+            order = rng.permutation(len(train))
+            sums, nb = {}, 0
+            interrupted = False
+            for bi in range(steps_per_epoch):
+                if deadline is not None and time.monotonic() >= deadline:
+                    interrupted = True
+                    break
+                chunk = [train[i] for i in order[bi * o.batch:(bi + 1) * o.batch]]
+                bt = batcher.make(chunk)
+                n = bt.pop("examples")
+                ts = time.monotonic()
+                state, opt_state, l = train_step(state, opt_state, frozen, bt, jax.random.fold_in(root_key, step))
+                l = {k: float(v) for k, v in l.items()}
+                train_seconds += time.monotonic() - ts
+                step += 1
+                seen += n
+                nb += 1
+                for k, v in l.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                progress.update(n, f"epoch {epoch}/{o.epochs}", loss=l["total"])
+            if nb == 0:
+                stopped = "max_minutes"
+                break
+            epochs_run += nb / steps_per_epoch
+            entry = {"epoch": epoch, "steps": nb, "train": {k: v / nb for k, v in sums.items()}}
+            if val:
+                ev = validate(state["enc"] | frozen, state["heads"])
+                entry["validation"] = ev
+                line = (f"zrank fine-tune: epoch {epoch}: train loss {entry['train']['total']:.4f}, validation "
+                        f"NDCG@10 {ev['ndcg10']:.4f} (base {base_eval['ndcg10']:.4f}), AUC {ev['auc']:.4f}")
+                progress.write(line)
+                if best["ndcg10"] is None or (ev["ndcg10"] is not None and ev["ndcg10"] > best["ndcg10"]):
+                    best.update(epoch=epoch, ndcg10=ev["ndcg10"], eval=ev)
+                    best["params"], best["heads"] = snapshot(state)
+                    since_best = 0
+                else:
+                    since_best += 1
+            else:
+                best.update(epoch=epoch, eval=None)
+                best["params"], best["heads"] = snapshot(state)
+            history.append(entry)
+            if interrupted:
+                stopped = "max_minutes"
+                break
+            if val and since_best >= o.patience and epoch < o.epochs:
+                stopped = "early_stopping"
+                break
+    finally:
+        progress.close()
+
+    seconds = time.monotonic() - t0
+    report = {
+        "validation": None,
+        "examples": n_train,
+        "examples_seen": seen,
+        "epochs": round(epochs_run, 4),
+        "best_epoch": best["epoch"],
+        "stopped_reason": stopped,
+        "seconds": round(seconds, 3),
+        "train_seconds": round(train_seconds, 3),
+        "examples_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None,
+        "steps": step,
+        "log": {"impressions": len(rows), "unknown_item_impressions": unknown, "lists": len(sessions),
+                "train_lists": len(train), "validation_lists": len(val), "dropped_by_list_cap": dropped,
+                "train_queries": len({s.query for s in train}), "validation_queries": len({s.query for s in val}),
+                "clicks": sum(r.clicked for r in known)},
+        "history": history,
+        "options": {k: v for k, v in asdict(o).items()},
+        "jax": jax.__version__,
+    }
+    if val:
+        b_, e_ = base_eval, best["eval"]
+        v = {"ndcg10": e_["ndcg10"], "auc": e_["auc"], "base_ndcg10": b_["ndcg10"], "base_auc": b_["auc"],
+             "sessions": len(val), "ndcg_sessions": e_["ndcg_sessions"],
+             "impressions": sum(len(s.items) for s in val), "losses": e_["losses"], "base_losses": b_["losses"]}
+        if truth is not None:
+            v["truth_ndcg10"], v["base_truth_ndcg10"] = e_["truth_ndcg10"], b_["truth_ndcg10"]
+        report["validation"] = v
+    return Result(report, best["params"], best["heads"], base)
+
+
+def heads_json(heads: dict) -> dict:
+    pos = np.asarray(heads["pos"], np.float64).copy()
+    pos[0] = 0.0
+    return {"w": float(heads["w"]), "b": float(heads["b"]), "pos_bias": [float(x) for x in pos],
+            "a": float(heads["a"]), "c": float(heads["c"])}
+
+
+def write_result(r: Result, out: str):
+    """Writes the folder next to `out` then renames it into place, so `out` is complete or absent."""
+    parent = os.path.dirname(os.path.abspath(out))
+    tmp = tempfile.mkdtemp(prefix=".zrank-fine-tune-", dir=parent)
+    try:
+        extra = {
+            "format": "zrank-fine-tune/1",
+            "heads": heads_json(r.heads),
+            "scoring": ("s = cosine of mean-pooled, L2-normalised embeddings; rank by s; click probability "
+                        "sigmoid(w*s + b) (pos_bias[i] is position i+1's training-only term, position 1 = 0, "
+                        "the last entry for all deeper positions); engagement a*s + c estimates log(1 + dwell_s) "
+                        "of a click"),
+            "report": r.report,
+        }
+        M.write_folder(r.base, r.params, tmp, extra)
+        if os.path.isdir(out):
+            os.rmdir(out)  # empty (checked before training)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
