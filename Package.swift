@@ -104,7 +104,7 @@ let package = Package(
         ),
         .target(
             name: "CLISupport",
-            dependencies: ["Protocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Protocol", "CZMQ", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -192,6 +192,8 @@ let package = Package(
             dependencies: [
                 "Protocol",
                 "Router",
+                "CLISupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],

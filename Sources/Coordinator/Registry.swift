@@ -80,11 +80,13 @@ public struct Registry: Sendable {
 
     /// Registers `model` (checksum verified) under `version` with an index built from `catalog`, and optional ranking
     /// heads (checked against the model).
-    /// - Parameter progress: (items done, total) while the index is built.
+    /// - Parameters:
+    ///   - threads: encoder threads for the index.
+    ///   - progress: (items done, total) while the index is built.
     @discardableResult
     public func add(
-        version: String, model: String, catalog: String, heads: String? = nil, notes: String = "",
-        progress: (Int, Int) -> Void = { _, _ in }
+        version: String, model: String, catalog: String, heads: String? = nil, notes: String = "", threads: Int = 1,
+        progress: @Sendable (Int, Int) -> Void = { _, _ in }
     ) throws -> RegistryManifest {
         // Verify before copying: a corrupt file is refused with the model file's own error.
         let source: ModelFile
@@ -99,7 +101,7 @@ public struct Registry: Sendable {
             guard copied.contentHash == source.contentHash else { throw RegistryError("the copied model does not verify") }
             let (count, catalogHash) = try CatalogIndexBuilder.build(
                 model: copied, catalog: catalog, output: staging.appendingPathComponent(Self.indexFile).path,
-                progress: progress)
+                threads: threads, progress: progress)
             var manifest = RegistryManifest(
                 version: version, modelContentHash: copied.contentHash, catalogSourceHash: catalogHash,
                 createdAt: ISO8601DateFormatter().string(from: Date()), notes: notes, catalogSize: count,

@@ -74,28 +74,44 @@ public enum CatalogIndexBuilder {
     }
 
     /// Encodes every item and writes the index.
-    /// - Parameter progress: called after each batch with (items done, total).
+    /// - Parameters:
+    ///   - threads: encoder threads, each with its own single-threaded encoder over the shared mmapped model; batches
+    ///     are handed out in order, and each item's vector is the same whatever the thread count.
+    ///   - progress: called after each batch with (items done, total), one call at a time, from any thread.
     /// - Returns: the number of items and the hex SHA-256 of the catalog file.
     public static func build(
-        model: ModelFile, catalog: String, output: String, batch: Int = 64, maxLength: Int = 128,
-        progress: (Int, Int) -> Void = { _, _ in }
+        model: ModelFile, catalog: String, output: String, batch: Int = 64, maxLength: Int = 128, threads: Int = 1,
+        progress: @Sendable (Int, Int) -> Void = { _, _ in }
     ) throws -> (count: Int, catalogHash: String) {
         let (items, hash) = try readCatalog(catalog)
-        let encoder = try Encoder(model: model)
         let tokenizer = try model.makeTokenizer()
-        let dim = encoder.dimension
+        let batch = max(1, batch)
+        let batchCount = (items.count + batch - 1) / batch
+        // Thread t uses only encoders[t]; each batch writes only its own rows of `vectors`.
+        nonisolated(unsafe) let encoders = try (0..<max(1, min(threads, batchCount))).map { _ in try Encoder(model: model) }
+        let dim = encoders[0].dimension
         var vectors = [Float](repeating: 0, count: items.count * dim)
         let length = min(maxLength, model.config.maxPositions)
-        var start = 0
-        while start < items.count {
-            let end = min(start + batch, items.count)
-            let encodings = items[start..<end].map { tokenizer.encode($0.indexedText, maxLength: length) }
-            try vectors.withUnsafeMutableBufferPointer { buffer in
-                try encoder.embed(encodings, into: buffer.baseAddress! + start * dim)
+        let work = BatchQueue(batches: batchCount)
+        // The threads are joined before `build` returns, so `progress` does not outlive the call.
+        withoutActuallyEscaping(progress) { progress in vectors.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let base = buffer.baseAddress!
+            runOnThreads(encoders.count) { t in
+                while let b = work.next() {
+                    let start = b * batch
+                    let end = min(start + batch, items.count)
+                    let encodings = items[start..<end].map { tokenizer.encode($0.indexedText, maxLength: length) }
+                    do {
+                        try encoders[t].embed(encodings, into: base + start * dim)
+                    } catch {
+                        work.fail(error)
+                        return
+                    }
+                    work.finished(end - start) { progress($0, items.count) }
+                }
             }
-            start = end
-            progress(start, items.count)
-        }
+        } }
+        if let error = work.error { throw error }
         let facts = items.map {
             ItemFacts(popularity: $0.popularity, price: $0.price, titlePieces: wordPieces(tokenizer, $0.title))
         }
@@ -114,4 +130,54 @@ public func wordPieces(_ tokenizer: WordPieceTokenizer, _ text: String, maxLengt
 public func wordPieces(_ tokenizer: WordPieceTokenizer, encoding: TokenizerEncoding) -> [UInt32] {
     let special: Set<Int32> = [tokenizer.clsID, tokenizer.sepID, tokenizer.padID]
     return Array(Set(encoding.inputIDs.filter { !special.contains($0) }.map { UInt32($0) })).sorted()
+}
+
+/// Runs `body(0)` on the calling thread and `body(1)`…`body(count - 1)` on threads of their own, and returns when all
+/// have: one dedicated thread per encoder, whatever Dispatch's pool is doing.
+func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let done = DispatchSemaphore(value: 0)
+    for t in 1..<max(1, count) {
+        let thread = Thread {
+            body(t)
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+    body(0)
+    for _ in 1..<max(1, count) { done.wait() }
+}
+
+/// Batches handed out to encoder threads in order, the count of items done, and the first error (which stops the
+/// other threads at their next batch).
+private final class BatchQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private let batches: Int
+    private var nextBatch = 0
+    private var done = 0
+    private(set) var error: Error?
+
+    init(batches: Int) { self.batches = batches }
+
+    func next() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard error == nil, nextBatch < batches else { return nil }
+        nextBatch += 1
+        return nextBatch - 1
+    }
+
+    /// Adds `items` to the done count and reports the new count, under the lock (one report at a time, in order).
+    func finished(_ items: Int, report: (Int) -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        done += items
+        report(done)
+    }
+
+    func fail(_ error: Error) {
+        lock.lock()
+        defer { lock.unlock() }
+        if self.error == nil { self.error = error }
+    }
 }

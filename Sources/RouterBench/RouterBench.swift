@@ -1,3 +1,5 @@
+import ArgumentParser
+import CLISupport
 import Foundation
 import Logging
 import Protocol
@@ -10,25 +12,33 @@ import Glibc
 
 /// `zrank-router-bench`: a request's round trip through the zrank router to a worker that answers at once, against
 /// a bare ZeroMQ DEALER → ROUTER/DEALER proxy (zmq_proxy) → worker hop, in the same run, alternating rounds.
-///
-/// Usage: zrank-router-bench [--transport tcp|ipc] [--rounds R] [--requests N]
 @main
-struct RouterBench {
-    static func main() throws {
-        var transport = "tcp"
-        var rounds = 5
-        var requests = 4000
-        var args = CommandLine.arguments.dropFirst()
-        while let a = args.popFirst() {
-            switch a {
-            case "--transport": transport = args.popFirst() ?? "tcp"
-            case "--rounds": rounds = Int(args.popFirst() ?? "") ?? rounds
-            case "--requests": requests = Int(args.popFirst() ?? "") ?? requests
-            default:
-                FileHandle.standardError.write(Data("usage: zrank-router-bench [--transport tcp|ipc] [--rounds R] [--requests N]\n".utf8))
-                exit(2)
-            }
-        }
+struct RouterBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zrank-router-bench",
+        abstract: "The zrank router's round trip against a bare zmq_proxy hop, alternating rounds in one run.",
+        version: ZRankRelease.versionString("zrank-router-bench"))
+
+    enum Transport: String, ExpressibleByArgument, CaseIterable {
+        case tcp, ipc
+    }
+
+    @Option(name: .long, help: "Transport between the parties.")
+    var transport: Transport = .tcp
+
+    @Option(name: .long, help: "Alternating rounds (zrank, then bare).")
+    var rounds: Int = 5
+
+    @Option(name: .long, help: "Sequential requests per round and path.")
+    var requests: Int = 4000
+
+    func validate() throws {
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        guard requests >= 1 else { throw ValidationError("--requests must be at least 1") }
+    }
+
+    func run() throws {
+        let transport = self.transport.rawValue
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zrank-routerbench-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var port = 31_000 + Int(getpid() % 2000)
@@ -109,7 +119,8 @@ struct RouterBench {
             format: "{\"transport\": \"%@\", \"rounds\": %d, \"requests_per_round\": %d, \"zrank_p50_us\": %.1f, \"zrank_p99_us\": %.1f, \"bare_p50_us\": %.1f, \"bare_p99_us\": %.1f}",
             transport, rounds, requests, z50, z99, b50, b99))
         try? FileManager.default.removeItem(at: dir)
-        exit(0)
+        // The echo threads never return; leave without waiting for them.
+        Foundation.exit(0)
     }
 }
 

@@ -175,6 +175,14 @@ public struct ValidationRow: Sendable {
 /// Fits the ranking heads on an impression log: features from the int8 encoder and the index, L-BFGS with L2 and
 /// early stopping on a held-out split of sessions, a report next to the cosine-only baseline.
 public enum HeadsTrainer {
+    /// Where training is, for a progress display.
+    public enum Progress: Sendable, Equatable {
+        /// Queries encoded so far.
+        case encodingQueries(done: Int, total: Int)
+        /// A head's optimiser iteration (at most `maxIterations`; early stopping may end it sooner).
+        case fitting(head: String, iteration: Int, maxIterations: Int, validationLoss: Double)
+    }
+
     public struct Result {
         public var heads: RankingHeads
         public var report: TrainingReport
@@ -183,7 +191,7 @@ public enum HeadsTrainer {
 
     public static func train(
         model: ModelFile, index: CatalogIndex, log: String, options: TrainingOptions = TrainingOptions(),
-        progress: (String) -> Void = { _ in }
+        progress: (Progress) -> Void = { _ in }
     ) throws -> Result {
         let (all, problems) = try ImpressionLog.read(log)
         var report = TrainingReport()
@@ -212,7 +220,7 @@ public enum HeadsTrainer {
         for (i, q) in queries.enumerated() {
             queryVectors[q] = try ranker.embed(q)
             queryPieces[q] = wordPieces(tokenizer, q)
-            if i % 50 == 0 { progress("encoding queries \(i)/\(queries.count)") }
+            progress(.encodingQueries(done: i + 1, total: queries.count))
         }
         var profiles: [String: [Float]?] = [:]
         var unknownRecent = Set<String>()
@@ -301,11 +309,12 @@ public enum HeadsTrainer {
         let labels = rows.map { $0.clicked ? 1.0 : 0.0 }
 
         // CTR head: logistic regression.
-        progress("fitting the CTR head")
         var ctrIterations = 0
         let ctrWeights = fit(
             z: z, width: width, train: train, valid: valid, target: labels, logistic: true, l2: options.l2, options: options,
-            iterations: &ctrIterations) { i, loss in progress(String(format: "CTR head: iteration %d, validation log-loss %.5f", i, loss)) }
+            iterations: &ctrIterations) { i, loss in
+            progress(.fitting(head: "ctr", iteration: i, maxIterations: options.maxIterations, validationLoss: loss))
+        }
         report.ctrIterations = ctrIterations
         let ctr = LinearHead(bias: Float(ctrWeights[width]), weights: ctrWeights[0..<width].map { Float($0) })
 
@@ -318,12 +327,11 @@ public enum HeadsTrainer {
         let engagedTrain = engaged.filter { !isValidation[$0] }
         let engagedValid = engaged.filter { isValidation[$0] }
         if report.engagementRows >= 20 {
-            progress("fitting the engagement head")
             var iterations = 0
             let w = fit(
                 z: z, width: width, train: engagedTrain, valid: engagedValid, target: engagementTarget, logistic: false,
                 l2: options.l2, options: options, iterations: &iterations) { i, loss in
-                progress(String(format: "engagement head: iteration %d, validation MSE %.5f", i, loss))
+                progress(.fitting(head: "engagement", iteration: i, maxIterations: options.maxIterations, validationLoss: loss))
             }
             report.engagementIterations = iterations
             engagement = LinearHead(bias: Float(w[width]), weights: w[0..<width].map { Float($0) })

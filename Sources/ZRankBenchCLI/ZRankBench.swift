@@ -33,7 +33,8 @@ struct BenchCommand: ParsableCommand {
             options are bad, 3 when --slo-p99 is given and the p99 is over it.
             Open loop: requests leave on schedule; at most --connections are in flight (as wrk2's connections); \
             latency is measured from the intended send time (the uncorrected figures from the actual send time).
-            """)
+            """,
+        version: ZRankRelease.versionString("zrank-bench"))
 
     @Option(name: .long, help: "The pool's client endpoint (tcp:// or ipc://).")
     var endpoint: String
@@ -263,7 +264,9 @@ struct BenchCommand: ParsableCommand {
 enum ZRankBenchMain {
     static func main() {
         do {
-            var command = try BenchCommand.parseAsRoot() as! BenchCommand
+            // parse() (not parseAsRoot) returns a BenchCommand or throws: --help and --version arrive as errors whose
+            // exit code is success and are printed below.
+            var command = try BenchCommand.parse()
             try command.run()
             exit(0)
         } catch let error as BenchError {

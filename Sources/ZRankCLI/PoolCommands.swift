@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISupport
 import CSystem
 import Coordinator
 import Foundation
@@ -30,12 +31,30 @@ struct RankingOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads per worker (single-threaded by default).")
     var threads: Int = 1
 
+    func validate() throws {
+        guard maxCandidates >= 1 else { throw ValidationError("--max-candidates must be at least 1") }
+        guard maxQueryBytes >= 1 else { throw ValidationError("--max-query-bytes must be at least 1") }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+    }
+
     var limits: RankLimits {
         var l = RankLimits()
         l.maxCandidates = maxCandidates
         l.maxQueryBytes = maxQueryBytes
         return l
     }
+}
+
+/// How an index is built: encoder threads (`zrank index`, `zrank registry add`).
+struct IndexingOptions: ParsableArguments {
+    @Option(name: .long, help: "Encoder threads for the index (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads { guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") } }
+    }
+
+    var resolvedThreads: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
 }
 
 /// Options of the router.
@@ -45,6 +64,16 @@ struct RouterOptions: ParsableArguments {
 
     @Option(name: .long, help: "Deadline for requests that set none (milliseconds).")
     var deadlineMs: Int = 5000
+
+    /// The longest default deadline accepted: one day.
+    static let maxDeadlineMs = 86_400_000
+
+    func validate() throws {
+        guard queueBound >= 1 else { throw ValidationError("--queue-bound must be at least 1 (got \(queueBound))") }
+        guard (1...RouterOptions.maxDeadlineMs).contains(deadlineMs) else {
+            throw ValidationError("--deadline-ms must be between 1 and \(RouterOptions.maxDeadlineMs) milliseconds (got \(deadlineMs))")
+        }
+    }
 
     var configuration: RouterConfiguration {
         var c = RouterConfiguration()
@@ -134,21 +163,21 @@ extension ZRank {
         @Option(name: .long, help: "Items per encoder batch.")
         var batch: Int = 64
 
+        @OptionGroup var encoding: IndexingOptions
+
+        func validate() throws {
+            guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        }
+
         func run() throws {
             let file = try loadModel(model, command: "index")
-            let terminal = isatty(STDERR_FILENO) == 1
             let start = Date()
             do {
-                let (n, _) = try CatalogIndexBuilder.build(model: file, catalog: catalog, output: out, batch: batch) { done, total in
-                    guard terminal else { return }
-                    let width = 30
-                    let filled = width * done / max(total, 1)
-                    let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-3)
-                    FileHandle.standardError.write(Data(String(
-                        format: "\r[%@%@] %d/%d items  %.0f items/s", String(repeating: "#", count: filled),
-                        String(repeating: " ", count: width - filled), done, total, rate).utf8))
-                }
-                if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+                let meter = ProgressMeter(label: "indexing", total: 0, unit: "items")
+                let (n, _) = try CatalogIndexBuilder.build(
+                    model: file, catalog: catalog, output: out, batch: batch, threads: encoding.resolvedThreads
+                ) { done, total in meter.update(done: done, total: total) }
+                meter.finish("\(encoding.resolvedThreads) threads")
                 print(String(format: "wrote %@: %d items, model %@, %.1f s", out, n, file.version, Date().timeIntervalSince(start)))
             } catch let error as IndexError {
                 throw CLIFailure("zrank index: \(error)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISupport
 import Coordinator
 import Foundation
 
@@ -52,20 +53,22 @@ extension ZRank {
             @Option(name: .long, help: "Free text kept in the manifest.")
             var notes: String = ""
 
+            @OptionGroup var encoding: IndexingOptions
+
             func run() throws {
                 do {
-                    let terminal = isatty(STDERR_FILENO) == 1
                     let r = try Registry(path: registry)
                     let m: RegistryManifest
                     if let from, let heads {
                         m = try r.add(version: version, from: from, heads: heads, notes: notes)
                     } else {
-                        m = try r.add(version: version, model: model!, catalog: catalog!, heads: heads, notes: notes) { done, total in
-                            guard terminal else { return }
-                            FileHandle.standardError.write(Data("\rindexing \(done)/\(total)".utf8))
-                        }
+                        let meter = ProgressMeter(label: "indexing", total: 0, unit: "items")
+                        m = try r.add(
+                            version: version, model: model!, catalog: catalog!, heads: heads, notes: notes,
+                            threads: encoding.resolvedThreads
+                        ) { done, total in meter.update(done: done, total: total) }
+                        meter.finish("\(encoding.resolvedThreads) threads")
                     }
-                    if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
                     print("registered \(m.version): model \(m.modelContentHash.prefix(12)), \(m.catalogSize) items, catalog \(m.catalogSourceHash.prefix(12))"
                         + (m.headsVersion.map { ", heads \($0)" } ?? "") + (m.reusedFrom.map { " (model and index of \($0))" } ?? ""))
                 } catch {

@@ -106,31 +106,48 @@ extension ZRank {
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             let adminEndpoint = admin ?? runtimeEndpoint("admin")
             let routerControl = runtimeEndpoint("router-control")
-            let routerArgs = ["router", "--bind", bind, "--backend", backendEndpoint, "--control", routerControl,
-                              "--queue-bound", "\(routerOptions.queueBound)", "--deadline-ms", "\(routerOptions.deadlineMs)"]
+            // Children get every option as --name=value, so a value that starts with "-" stays a value.
+            let routerArgs = ["router"] + childOptions([
+                ("bind", bind), ("backend", backendEndpoint), ("control", routerControl),
+                ("queue-bound", "\(routerOptions.queueBound)"), ("deadline-ms", "\(routerOptions.deadlineMs)"),
+            ])
             // In registry mode workers read the rollout record when they (re)start, so a restarted worker comes back
             // on the live version rather than the one `serve` was started with.
-            let source = registry.map { ["--registry", $0] } ?? ["--model", modelPath, "--index", indexPath] + (heads.map { ["--heads", $0] } ?? [])
-            var workerArgs = ["worker"] + source + ["--connect", backendEndpoint,
-                              "--max-candidates", "\(ranking.maxCandidates)", "--max-query-bytes", "\(ranking.maxQueryBytes)",
-                              "--threads", "\(ranking.threads)"]
-            if let version { workerArgs += ["--version", version] }
+            var workerOptions: [(String, String?)] = registry.map { [("registry", $0)] }
+                ?? [("model", modelPath), ("index", indexPath), ("heads", heads)]
+            workerOptions += [
+                ("connect", backendEndpoint), ("max-candidates", "\(ranking.maxCandidates)"),
+                ("max-query-bytes", "\(ranking.maxQueryBytes)"), ("threads", "\(ranking.threads)"), ("version", version),
+            ]
             let faults = faultOptions.faults
-            if faults.stallMs > 0 { workerArgs += ["--fault-stall-ms", "\(faults.stallMs)"] }
-            if faults.failEvery > 0 { workerArgs += ["--fault-fail-every", "\(faults.failEvery)"] }
-            if faults.crashAfter > 0 { workerArgs += ["--fault-crash-after", "\(faults.crashAfter)"] }
-            if let v = faults.version { workerArgs += ["--fault-version", v] }
-            if faults.pauseMs > 0 { workerArgs += ["--fault-pause-ms", "\(faults.pauseMs)", "--fault-pause-after", "\(faults.pauseAfter)"] }
+            workerOptions += [
+                ("fault-stall-ms", faults.stallMs > 0 ? "\(faults.stallMs)" : nil),
+                ("fault-fail-every", faults.failEvery > 0 ? "\(faults.failEvery)" : nil),
+                ("fault-crash-after", faults.crashAfter > 0 ? "\(faults.crashAfter)" : nil),
+                ("fault-version", faults.version),
+                ("fault-pause-ms", faults.pauseMs > 0 ? "\(faults.pauseMs)" : nil),
+                ("fault-pause-after", faults.pauseMs > 0 ? "\(faults.pauseAfter)" : nil),
+            ]
+            let workerArgs = ["worker"] + childOptions(workerOptions)
+            let coordinatorArgs = ["coordinator"] + childOptions([
+                ("admin", adminEndpoint), ("router-control", routerControl), ("version", version ?? file.version),
+                ("expect-workers", "\(workers)"), ("registry", registry), ("metrics", metrics),
+            ])
             var supervisor = Supervisor(executable: executable, logger: logger)
             supervisor.add(name: "router", arguments: routerArgs)
             for i in 0..<workers {
-                supervisor.add(name: "worker-\(i + 1)", arguments: workerArgs + ["--id", "w\(i + 1)"])
+                supervisor.add(name: "worker-\(i + 1)", arguments: workerArgs + childOptions([("id", "w\(i + 1)")]))
             }
-            var coordinatorArgs = ["coordinator", "--admin", adminEndpoint, "--router-control", routerControl,
-                                   "--version", version ?? file.version, "--expect-workers", "\(workers)"]
-            if let registry { coordinatorArgs += ["--registry", registry] }
-            if let metrics { coordinatorArgs += ["--metrics", metrics] }
             supervisor.add(name: "coordinator", arguments: coordinatorArgs)
+            // Parse every child's arguments here first: a bad option stops `serve` with its message at once instead
+            // of a child that fails to start being restarted forever.
+            do {
+                _ = try ZRank.parseAsRoot(routerArgs)
+                _ = try ZRank.parseAsRoot(workerArgs + ["--id=w1"])
+                _ = try ZRank.parseAsRoot(coordinatorArgs)
+            } catch {
+                throw CLIFailure("zrank serve: \(ZRank.message(for: error))")
+            }
             logger.info(
                 "serving",
                 metadata: ["bind": "\(bind)", "backend": "\(backendEndpoint)", "admin": "\(adminEndpoint)", "workers": "\(workers)",
@@ -176,14 +193,25 @@ struct Supervisor {
         return p
     }
 
+    /// A child's exit status that says it cannot start as asked (ArgumentParser's validation errors, sysexits
+    /// EX_USAGE): restarting it would fail the same way.
+    static let usageExitStatus: Int32 = 64
+
     mutating func run() throws {
         for i in children.indices {
             children[i].process = try spawn(children[i])
         }
-        while CSystem_stop_requested() == 0 {
+        var failure: String?
+        supervise: while CSystem_stop_requested() == 0 {
             for i in children.indices {
                 if let p = children[i].process, p.isRunning { continue }
                 if let p = children[i].process {
+                    if p.terminationReason == .exit && p.terminationStatus == Supervisor.usageExitStatus {
+                        failure = "the \(children[i].name) cannot start with the options it was given (exit "
+                            + "\(p.terminationStatus), its message is above): \(children[i].arguments.joined(separator: " "))"
+                        children[i].process = nil
+                        break supervise
+                    }
                     logger.warning(
                         "child exited; restarting",
                         metadata: ["child": "\(children[i].name)", "status": "\(p.terminationStatus)",
@@ -200,6 +228,13 @@ struct Supervisor {
             usleep(50_000)
         }
         logger.info("stopping: draining the router, then the workers")
+        defer { logger.info("stopped") }
+        stopChildren()
+        if let failure { throw CLIFailure("zrank serve: \(failure)") }
+    }
+
+    /// The router first (it drains), then the rest; SIGKILL for whoever outstays the grace time.
+    private func stopChildren() {
         let deadline = Date().addingTimeInterval(4.5)
         if let router = children.first?.process, router.isRunning {
             router.terminate()
@@ -221,8 +256,13 @@ struct Supervisor {
                 p.waitUntilExit()  // reaped here, so no zombie outlives the supervisor
             }
         }
-        logger.info("stopped")
     }
+}
+
+/// `--name=value` for each option that has a value (nil: left out), the form a supervisor passes to its children so
+/// that a value starting with "-" is never read as another option.
+func childOptions(_ options: [(String, String?)]) -> [String] {
+    options.compactMap { name, value in value.map { "--\(name)=\($0)" } }
 }
 
 func validateHostPort(_ value: String, _ flag: String) throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLISupport
 import Foundation
 import Model
 import Ranking
@@ -66,18 +67,32 @@ extension ZRank {
             options.seed = seed
             options.usePersonal = !noPersonal
             options.headsVersion = headsVersion ?? URL(fileURLWithPath: out).deletingPathExtension().lastPathComponent
-            let terminal = isatty(STDERR_FILENO) == 1
             let result: HeadsTrainer.Result
             do {
                 let idx = try CatalogIndex(path: index, model: file)
                 if !idx.hasItemFacts {
                     FileHandle.standardError.write(Data("zrank train-heads: \(index) has no item facts (format 1): lexical and prior features are 0; rebuild it with `zrank index`\n".utf8))
                 }
-                result = try HeadsTrainer.train(model: file, index: idx, log: log, options: options) { line in
-                    guard terminal else { return }
-                    FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+                var meter: ProgressMeter?
+                var stage = ""
+                result = try HeadsTrainer.train(model: file, index: idx, log: log, options: options) { step in
+                    switch step {
+                    case .encodingQueries(let done, let total):
+                        if stage != "queries" {
+                            stage = "queries"
+                            meter = ProgressMeter(label: "encoding queries", total: total, unit: "queries")
+                        }
+                        meter?.update(done: done)
+                    case .fitting(let head, let iteration, let maxIterations, let loss):
+                        if stage != head {
+                            meter?.finish()
+                            stage = head
+                            meter = ProgressMeter(label: "fitting the \(head) head", total: maxIterations, unit: "iterations")
+                        }
+                        meter?.update(done: iteration, note: String(format: "validation loss %.5f", loss))
+                    }
                 }
-                if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                meter?.finish()
                 try result.heads.write(out)
             } catch let error as TrainingError {
                 throw CLIFailure("zrank train-heads: \(error)")

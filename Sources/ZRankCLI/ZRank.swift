@@ -1,5 +1,5 @@
 import ArgumentParser
-import CZMQ
+import CLISupport
 import Kernels
 
 /// The `zrank` command: engine tools now, serving commands as they land.
@@ -19,9 +19,5 @@ struct ZRank: ParsableCommand {
 
 /// "zrank 0.1.0 (kernels: avx2, libzmq 4.3.4)".
 func zrankVersionString() -> String {
-    var major: Int32 = 0
-    var minor: Int32 = 0
-    var patch: Int32 = 0
-    zmq_version(&major, &minor, &patch)
-    return "zrank 0.1.0 (kernels: \(KernelSet.best.isa), libzmq \(major).\(minor).\(patch))"
+    ZRankRelease.versionString("zrank", extra: ["kernels: \(KernelSet.best.isa)"])
 }

@@ -13,6 +13,7 @@ struct ZRankCtl: ParsableCommand {
             Exit status: 0 done, 1 refused (the reason is printed), 2 no answer from the admin endpoint.
             Shares and rates take a percentage (10%) or a fraction (0.1); durations take ms, s or m (30s).
             """,
+        version: ZRankRelease.versionString("zrankctl"),
         subcommands: [Status.self, Rollout.self, Pause.self, Resume.self, Rollback.self, Pin.self, Unpin.self])
 
     /// `zrankctl --admin ENDPOINT status` (the documented form) and `zrankctl status --admin ENDPOINT` both work:
