@@ -259,6 +259,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BenchTests",
+            dependencies: ["Bench"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "CLITests",
             dependencies: ["ZRankCLI", "Model", "_TestSupport"],
             swiftSettings: swiftSettings

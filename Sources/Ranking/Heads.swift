@@ -269,8 +269,10 @@ public struct HeadsScore: Sendable, Equatable {
     public var ctr: Float
     public var engagement: Float
     public var combined: Float
-    /// "interaction" sums the qd_* features, "bias" holds the intercepts. The CTR terms sum to the logit, the
-    /// engagement terms to the prediction.
+    /// "interaction" sums the qd_* features, "bias" holds the intercepts and the training-only position feature's
+    /// term (the same constant for every item at serving time, so it is folded into the bias rather than listed:
+    /// the listed terms are the ones that tell items apart). The CTR terms sum to the logit, the engagement terms to
+    /// the prediction.
     public var contributions: [FeatureTerm]
     public var alpha: Float
     public var beta: Float
@@ -290,7 +292,13 @@ extension PreparedHeads {
             let te = (engagement?.scalarWeights[s] ?? 0) * z[s]
             logit += tc
             eng += te
-            if explain { terms.append(FeatureTerm(feature: FeatureSet.scalarNames[s], ctrLogit: tc, engagement: te)) }
+            guard explain else { continue }
+            if s == FeatureSet.positionBias {
+                terms[0].ctrLogit += tc
+                terms[0].engagement += te
+            } else {
+                terms.append(FeatureTerm(feature: FeatureSet.scalarNames[s], ctrLogit: tc, engagement: te))
+            }
         }
         let ic = interactionCTR + ctr.interactionConstant
         let ie = engagement.map { interactionEngagement + $0.interactionConstant } ?? 0

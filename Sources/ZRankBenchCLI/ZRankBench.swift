@@ -87,11 +87,17 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "p99 objective, e.g. 10ms: exit 3 when exceeded; the bar for --sweep.")
     var sloP99: Duration?
 
-    @Flag(name: .long, help: "Step the rate up (from --rate, x--sweep-factor) to find the highest rate whose p99 meets --slo-p99.")
+    @Flag(name: .long, help: "Search the highest rate whose p99 meets --slo-p99: grow from --rate by --sweep-factor, repeat a failing step once, then bisect.")
     var sweep = false
 
-    @Option(name: .long, help: "Rate multiplier between sweep steps.")
+    @Option(name: .long, help: "Rate multiplier between sweep steps while they pass.")
     var sweepFactor: Double = 1.5
+
+    @Option(name: .long, help: "Bisection ends when the lowest failing rate is within this share of the highest passing one.")
+    var sweepTolerance: Double = 0.05
+
+    @Option(name: .long, help: "Most sweep steps run (repeats included).")
+    var sweepMaxSteps: Int = 20
 
     @Option(name: .long, help: "Stop the sweep at this rate.")
     var sweepMaxRate: Double = 100_000
@@ -123,6 +129,8 @@ struct BenchCommand: ParsableCommand {
         guard zipf >= 0 else { throw ValidationError("--zipf must not be negative") }
         guard users >= 0 else { throw ValidationError("--users must not be negative") }
         guard sweepFactor > 1 else { throw ValidationError("--sweep-factor must be above 1") }
+        guard sweepTolerance > 0 && sweepTolerance < 1 else { throw ValidationError("--sweep-tolerance must be between 0 and 1") }
+        guard sweepMaxSteps >= 1 else { throw ValidationError("--sweep-max-steps must be at least 1") }
     }
 
     func defaultQueries() -> String {
@@ -189,29 +197,42 @@ struct BenchCommand: ParsableCommand {
         var output: [String: Any] = ["endpoint": endpoint, "model_version": info.modelVersion, "candidates": candidates, "top_k": topK]
 
         if sweep, let slo {
+            var search = SweepSearch(
+                start: rate ?? 20, factor: sweepFactor, maxRate: sweepMaxRate, tolerance: sweepTolerance, maxSteps: sweepMaxSteps)
             var steps: [PhaseResult] = []
-            var stepRate = rate ?? 20
-            var best: Double?
-            print("   asked/s achieved/s    p50 ms    p99 ms    max ms   errors")
-            while stepRate <= sweepMaxRate {
+            var tried: [[String: Any]] = []
+            var achieved: [Double: Double] = [:]
+            print("   asked/s achieved/s    p50 ms    p99 ms    max ms   errors  verdict")
+            while let stepRate = search.next() {
                 let r = try runner.run(PhaseSpec(name: String(format: "rate-%.0f", stepRate), mode: .open(rate: stepRate, connections: connections), durationS: duration!.seconds, warmupS: warmup.seconds))
-                steps.append(r)
                 let s = LatencySummary(r.corrected)
                 let errs = r.errors.values.reduce(0, +) + r.clientTimeouts
-                print(String(format: "%10.1f %10.1f %9.2f %9.2f %9.2f %8d", stepRate, r.achievedRate, s.p50, s.p99, s.max, errs))
                 let meets = s.p99 <= slo * 1000 && errs == 0 && r.achievedRate >= 0.95 * stepRate
-                if meets { best = r.achievedRate } else { break }
-                stepRate *= sweepFactor
+                search.record(passed: meets)
+                let attempt = search.steps.last!.attempt
+                steps.append(r)
+                if meets { achieved[stepRate] = r.achievedRate }
+                var step = Report.json(r)
+                step["asked_rate"] = stepRate
+                step["attempt"] = attempt
+                step["meets_slo"] = meets
+                tried.append(step)
+                let verdict = meets ? "meets" : (attempt == 1 ? "over; repeating once" : "over")
+                print(String(format: "%10.1f %10.1f %9.2f %9.2f %9.2f %8d  %@", stepRate, r.achievedRate, s.p50, s.p99, s.max, errs, verdict))
             }
+            let best = search.highestPassing.flatMap { achieved[$0] }
             if let best {
-                print(String(format: "highest rate meeting p99 <= %.1f ms: %.1f requests/s", slo * 1000, best))
+                print(String(format: "highest rate meeting p99 <= %.1f ms: %.1f requests/s (%d steps; lowest failing rate: %@)",
+                             slo * 1000, best, search.steps.count, search.lowestFailing.map { String(format: "%.1f", $0) } ?? "none"))
             } else {
                 print(String(format: "no rate met p99 <= %.1f ms", slo * 1000))
             }
             output["mode"] = "sweep"
             output["slo_p99_ms"] = slo * 1000
             output["best_rate"] = best.map { $0 as Any } ?? NSNull()
-            output["sweep"] = steps.map(Report.json)
+            output["best_asked_rate"] = search.highestPassing.map { $0 as Any } ?? NSNull()
+            output["lowest_failing_rate"] = search.lowestFailing.map { $0 as Any } ?? NSNull()
+            output["sweep"] = tried
             if let plot {
                 try Plot.sweep(steps, title: "zrank sweep: \(candidates) candidates", slo: slo * 1000).write(toFile: plot, atomically: true, encoding: .utf8)
             }

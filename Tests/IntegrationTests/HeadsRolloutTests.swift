@@ -100,7 +100,7 @@ final class HeadsRolloutTests: XCTestCase {
             let ctr = try XCTUnwrap(item["ctr"] as? Double)
             let engagement = try XCTUnwrap(item["engagement"] as? Double)
             let contributions = try XCTUnwrap(item["contributions"] as? [String: [String: Double]])
-            XCTAssertEqual(Set(contributions.keys), Set(["bias", "cosine", "lexical", "personal", "has_profile", "log_popularity", "log_price", "position_bias", "interaction"]))
+            XCTAssertEqual(Set(contributions.keys), Set(["bias", "cosine", "lexical", "personal", "has_profile", "log_popularity", "log_price", "interaction"]))
             let logit = contributions.values.reduce(0) { $0 + $1["ctr_logit"]! }
             XCTAssertEqual(1 / (1 + exp(-logit)), ctr, accuracy: 1e-4, "CTR terms sum to the logit")
             XCTAssertEqual(contributions.values.reduce(0) { $0 + $1["engagement"]! }, engagement, accuracy: 1e-4)

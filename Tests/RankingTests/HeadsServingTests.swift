@@ -52,7 +52,9 @@ final class HeadsServingTests: XCTestCase {
             XCTAssertEqual(engSum, h.engagement, accuracy: 1e-5 * max(1, abs(h.engagement)), "engagement terms sum to the prediction")
             XCTAssertEqual(h.combined, h.alpha * h.ctr + h.beta * h.engagement, accuracy: 1e-6)
             XCTAssertEqual(item.score, h.combined)
-            XCTAssertEqual(h.contributions.map(\.feature), ["bias"] + FeatureSet.scalarNames + ["interaction"])
+            // The serving-constant position term is folded into "bias", not listed.
+            XCTAssertEqual(
+                h.contributions.map(\.feature), ["bias"] + FeatureSet.scalarNames.filter { $0 != "position_bias" } + ["interaction"])
 
             let row = Int(index.row(of: item.id)!)
             let d = index.embedding(ofRow: row)

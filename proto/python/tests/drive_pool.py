@@ -3,11 +3,9 @@
 
 Usage: drive_pool.py ENDPOINT ITEM_ID ITEM_ID ITEM_ID  — exits non-zero on the first failed check.
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from zrank_client import Client, Header, MessageType, ZrankError, zrank_pb2  # noqa: E402
+from zrank_client import Client, Header, MessageType, ZrankError, zrank_pb2
 
 
 def check(condition, what):

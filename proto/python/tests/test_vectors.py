@@ -1,10 +1,8 @@
 """The golden vectors decode in Python exactly as in Swift (same file, proto/vectors/vectors.json)."""
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from zrank_client import Header, zrank_pb2  # noqa: E402
+from zrank_client import Header, zrank_pb2
 
 VECTORS = os.path.join(os.path.dirname(__file__), "..", "..", "vectors", "vectors.json")
 

@@ -117,9 +117,18 @@ class Client:
             return answer, frames[-1]
 
     def rank(self, query, candidates=(), top_k=0, explain=False, user_id=None, recent=(), inline=(), pin=None,
-             deadline_ms=0, timeout_ms=5000):
-        """Ranks candidate ids (empty = the whole catalog). Returns a zrank_pb2.RankResponse."""
+             deadline_ms=0, timeout_ms=5000, alpha=None, beta=None):
+        """Ranks candidate ids (empty = the whole catalog). Returns a zrank_pb2.RankResponse.
+
+        explain: each item's components (cosine, ctr, engagement, per-feature contributions) when the pool has heads.
+        pin: a model version to be answered by (UNKNOWN_MODEL_VERSION when no worker serves it).
+        alpha, beta: override score = alpha * P(click) + beta * E[engagement] for this request.
+        """
         request = zrank_pb2.RankRequest(query=query, candidate_ids=list(candidates), top_k=top_k, explain=explain)
+        if alpha is not None:
+            request.alpha = alpha
+        if beta is not None:
+            request.beta = beta
         if user_id is not None or recent:
             request.user.user_id = user_id or ""
             request.user.recent_item_ids.extend(recent)
