@@ -125,6 +125,9 @@ def main(argv=None) -> int:
     except InputError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except FloatingPointError as e:
+        print(f"{prog}: error: training diverged: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

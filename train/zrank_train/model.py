@@ -175,26 +175,29 @@ def _dropout(x, rate, key):
     return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
-def encode(params, ids, mask, config: BertConfig, dropout_key=None):
-    """Sentence embeddings [rows, hidden]: BERT, mean pooling over the mask's tokens, L2 normalisation.
-    ids, mask: int32 [rows, length]. dropout_key: None for inference, a PRNG key for training (dropout as in
-    BERT: embeddings, attention probabilities, both residual branches)."""
+def embed_tokens(params, ids, config: BertConfig, dropout_key=None):
+    """The embedding layer: word + position + token type 0, LayerNorm, dropout. [rows, length, hidden]."""
+    length = ids.shape[1]
+    x = (params["embeddings.word_embeddings.weight"][ids]
+         + params["embeddings.position_embeddings.weight"][:length][None]
+         + params["embeddings.token_type_embeddings.weight"][0][None, None])
+    x = _layer_norm(x, params, "embeddings.LayerNorm", config.layer_norm_eps)
+    return _dropout(x, config.hidden_dropout_prob, dropout_key)
+
+
+def run_layers(params, x, mask, config: BertConfig, start: int, stop: int, dropout_key=None):
+    """Encoder layers start..stop-1 on hidden states x [rows, length, hidden]."""
     c = config
-    rows, length = ids.shape
-    keys = iter(jax.random.split(dropout_key, 1 + 3 * c.num_hidden_layers)) if dropout_key is not None else None
+    rows, length, _ = x.shape
+    keys = iter(jax.random.split(dropout_key, 3 * max(1, stop - start))) if dropout_key is not None else None
 
     def k():
         return next(keys) if keys is not None else None
 
-    x = (params["embeddings.word_embeddings.weight"][ids]
-         + params["embeddings.position_embeddings.weight"][:length][None]
-         + params["embeddings.token_type_embeddings.weight"][0][None, None])
-    x = _layer_norm(x, params, "embeddings.LayerNorm", c.layer_norm_eps)
-    x = _dropout(x, c.hidden_dropout_prob, k())
     m = mask.astype(jnp.float32)
     attn_bias = (1.0 - m)[:, None, None, :] * jnp.float32(-1e9)
     nh, hd = c.num_attention_heads, c.head_dim
-    for i in range(c.num_hidden_layers):
+    for i in range(start, stop):
         p = f"encoder.layer.{i}."
 
         def heads(t):
@@ -211,8 +214,26 @@ def encode(params, ids, mask, config: BertConfig, dropout_key=None):
         h = jax.nn.gelu(_dense(x, params, p + "intermediate.dense"), approximate=False)
         o = _dropout(_dense(h, params, p + "output.dense"), c.hidden_dropout_prob, k())
         x = _layer_norm(o + x, params, p + "output.LayerNorm", c.layer_norm_eps)
+    return x
+
+
+def pool(x, mask):
+    """Mean over the mask's tokens, then L2 normalisation (a row without tokens gives the zero vector, with a finite
+    gradient)."""
+    m = mask.astype(jnp.float32)
     pooled = jnp.sum(x * m[:, :, None], axis=1) / jnp.maximum(jnp.sum(m, axis=1, keepdims=True), 1e-9)
-    return pooled / jnp.maximum(jnp.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+    norm = jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(pooled), axis=-1, keepdims=True), 1e-24))
+    return pooled / norm
+
+
+def encode(params, ids, mask, config: BertConfig, dropout_key=None):
+    """Sentence embeddings [rows, hidden]: BERT, mean pooling over the mask's tokens, L2 normalisation.
+    ids, mask: int32 [rows, length]. dropout_key: None for inference, a PRNG key for training (dropout as in
+    BERT: embeddings, attention probabilities, both residual branches)."""
+    k1, k2 = jax.random.split(dropout_key) if dropout_key is not None else (None, None)
+    x = embed_tokens(params, ids, config, k1)
+    x = run_layers(params, x, mask, config, 0, config.num_hidden_layers, k2)
+    return pool(x, mask)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -251,6 +272,20 @@ def pad(seqs: list[np.ndarray], rows: int, length: int) -> tuple[np.ndarray, np.
     return ids, mask
 
 
+def bottom(params, ids, mask, config: BertConfig, layers: int):
+    """Hidden states after the embeddings and the first `layers` layers, no dropout (the frozen part)."""
+    return run_layers(params, embed_tokens(params, ids, config), mask, config, 0, layers)
+
+
+def pad_hidden(hs: list[np.ndarray], rows: int, length: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.zeros((rows, length, width), dtype=np.float32)
+    mask = np.zeros((rows, length), dtype=np.int32)
+    for r, h in enumerate(hs):
+        x[r, :len(h)] = h
+        mask[r, :len(h)] = 1
+    return x, mask
+
+
 class Encoder:
     """Inference (no dropout) over token id lists, in padded buckets (rows 8/32/128, lengths multiples of 16) so
     that XLA compiles few shapes."""
@@ -260,13 +295,41 @@ class Encoder:
         self.rows = rows
         self._f = jax.jit(lambda p, i, m: encode(p, i, m, config))
 
-    def __call__(self, params, seqs: list[np.ndarray]) -> np.ndarray:
-        out = np.zeros((len(seqs), self.config.hidden_size), dtype=np.float32)
+    def _batches(self, seqs):
         order = sorted(range(len(seqs)), key=lambda j: len(seqs[j]))  # similar lengths together: less padding
         for s in range(0, len(order), self.rows):
             idx = order[s:s + self.rows]
             rows = next(r for r in (8, 32, self.rows) if r >= len(idx) or r == self.rows)
             length = bucket(max(len(seqs[j]) for j in idx), 16, self.config.max_position_embeddings)
+            yield idx, rows, length
+
+    def hidden(self, params, seqs: list[np.ndarray], layers: int) -> list[np.ndarray]:
+        """Per text, the hidden states [tokens, hidden] after the first `layers` layers (no dropout)."""
+        if not hasattr(self, "_bottom"):
+            self._bottom = jax.jit(lambda p, i, m, n: bottom(p, i, m, self.config, n), static_argnums=3)
+        out: list = [None] * len(seqs)
+        for idx, rows, length in self._batches(seqs):
+            ids, mask = pad([seqs[j] for j in idx], rows, length)
+            h = np.asarray(self._bottom(params, ids, mask, layers))
+            for r, j in enumerate(idx):
+                out[j] = h[r, :len(seqs[j])].copy()
+        return out
+
+    def top(self, params, hs: list[np.ndarray], start: int) -> np.ndarray:
+        """Embeddings from cached hidden states (layers start.. , pooling, normalisation), no dropout."""
+        if not hasattr(self, "_top"):
+            c = self.config
+            self._top = jax.jit(lambda p, x, m, s: pool(run_layers(p, x, m, c, s, c.num_hidden_layers), m),
+                                static_argnums=3)
+        out = np.zeros((len(hs), self.config.hidden_size), dtype=np.float32)
+        for idx, rows, length in self._batches(hs):
+            x, mask = pad_hidden([hs[j] for j in idx], rows, length, self.config.hidden_size)
+            out[idx] = np.asarray(self._top(params, x, mask, start))[:len(idx)]
+        return out
+
+    def __call__(self, params, seqs: list[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(seqs), self.config.hidden_size), dtype=np.float32)
+        for idx, rows, length in self._batches(seqs):
             ids, mask = pad([seqs[j] for j in idx], rows, length)
             out[idx] = np.asarray(self._f(params, ids, mask))[:len(idx)]
         return out

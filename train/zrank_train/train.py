@@ -105,12 +105,14 @@ def inbatch_loss(qe, de, bt, scale):
     key = bt["item_key"]
     shown_here = jnp.any(key.reshape(S, C)[:, :, None] == key.reshape(S * C)[None, None, :], axis=1)  # [S, S*C]
     neg = cl[None, :] & (owner[None, :] != jnp.arange(S)[:, None]) & ~shown_here
-    neg_lse = jax.nn.logsumexp(jnp.where(neg, sim, -jnp.inf), axis=-1)  # [S], -inf when no negatives
+    has_neg = jnp.any(neg, axis=-1)
+    neg_lse = jax.nn.logsumexp(jnp.where(neg, sim, -1e9), axis=-1)  # [S], finite (gradient) even without negatives
     pos_sim = jnp.take_along_axis(sim, (jnp.arange(S)[:, None] * C + jnp.arange(C)[None, :]), axis=1)  # [S, C]
     pair = (bt["clicked"] * bt["valid"]) > 0
     per = jnp.logaddexp(pos_sim, neg_lse[:, None]) - pos_sim
-    per = jnp.where(pair & jnp.isfinite(neg_lse)[:, None], per, 0.0)
-    n = jnp.sum((pair & jnp.isfinite(neg_lse)[:, None]).astype(jnp.float32))
+    use = pair & has_neg[:, None]
+    per = jnp.where(use, per, 0.0)
+    n = jnp.sum(use.astype(jnp.float32))
     return jnp.sum(per) / jnp.maximum(n, 1.0)
 
 
@@ -119,8 +121,11 @@ def inbatch_loss(qe, de, bt, scale):
 
 
 class Batcher:
-    def __init__(self, sessions, q_tokens, i_tokens, item_index, cap, opts: Options, max_len: int):
+    def __init__(self, sessions, q_tokens, i_tokens, item_index, cap, opts: Options, max_len: int, width: int,
+                 cached: bool):
+        """q_tokens / i_tokens: per query / item, token ids, or (cached) the frozen bottom's hidden states."""
         self.sessions = sessions
+        self.cached, self.width = cached, width
         self.q_tokens, self.i_tokens, self.item_index = q_tokens, i_tokens, item_index
         self.S, self.C = opts.batch, cap
         self.opts = opts
@@ -131,7 +136,8 @@ class Batcher:
         bt = {k: np.zeros((S, C), np.float32) for k in ("valid", "clicked", "has_pos", "has_dwell", "log_dwell")}
         bt["pos_idx"] = np.zeros((S, C), np.int32)
         bt["item_key"] = np.full((S * C,), -1, np.int32)
-        qs, ds = [], [np.zeros(0, np.int32)] * (S * C)
+        empty = np.zeros((0, self.width), np.float32) if self.cached else np.zeros(0, np.int32)
+        qs, ds = [], [empty] * (S * C)
         for si, s in enumerate(chunk):
             qs.append(self.q_tokens[s.query])
             for j, item in enumerate(s.items):
@@ -146,11 +152,15 @@ class Batcher:
                 if s.clicked[j] and s.dwell[j] is not None:
                     bt["has_dwell"][si, j] = 1
                     bt["log_dwell"][si, j] = math.log1p(s.dwell[j])
-        qs += [np.zeros(0, np.int32)] * (S - len(qs))
+        qs += [empty] * (S - len(qs))
         lq = M.bucket(max(len(t) for t in qs), 16, self.max_len)
         ld = M.bucket(max(len(t) for t in ds), 16, self.max_len)
-        bt["q_ids"], bt["q_mask"] = M.pad(qs, S, lq)
-        bt["d_ids"], bt["d_mask"] = M.pad(ds, S * C, ld)
+        if self.cached:
+            bt["q_x"], bt["q_mask"] = M.pad_hidden(qs, S, lq, self.width)
+            bt["d_x"], bt["d_mask"] = M.pad_hidden(ds, S * C, ld, self.width)
+        else:
+            bt["q_x"], bt["q_mask"] = M.pad(qs, S, lq)
+            bt["d_x"], bt["d_mask"] = M.pad(ds, S * C, ld)
         bt["examples"] = int(bt["valid"].sum())
         return bt
 
@@ -284,14 +294,26 @@ def fine_tune(o: Options, log=print) -> Result:
     cfg = base.config
     encoder = M.Encoder(cfg)
 
+    params0 = base.params()
+    # With frozen layers, the frozen bottom (embeddings + freeze_layers layers, run without dropout) is computed once
+    # per text and cached; each step runs only the trainable top.
+    cached = o.freeze_layers > 0
+    if cached:
+        q_in = dict(zip(queries, encoder.hidden(params0, [q_tokens[q] for q in queries], o.freeze_layers)))
+        i_in = dict(zip(items, encoder.hidden(params0, [i_tokens[i] for i in items], o.freeze_layers)))
+    else:
+        q_in, i_in = q_tokens, i_tokens
+
     def embed_split(params, ss):
         qs = sorted({s.query for s in ss})
         its = sorted({i for s in ss for i in s.items})
-        qe = encoder(params, [q_tokens[q] for q in qs])
-        ie = encoder(params, [i_tokens[i] for i in its])
+        if cached:
+            qe = encoder.top(params, [q_in[q] for q in qs], o.freeze_layers)
+            ie = encoder.top(params, [i_in[i] for i in its], o.freeze_layers)
+        else:
+            qe = encoder(params, [q_in[q] for q in qs])
+            ie = encoder(params, [i_in[i] for i in its])
         return dict(zip(qs, qe)), dict(zip(its, ie))
-
-    params0 = base.params()
     rng = np.random.RandomState(o.seed)
 
     # Warm start of the heads on the base model's cosines (a sample of training lists), encoder frozen.
@@ -340,7 +362,7 @@ def fine_tune(o: Options, log=print) -> Result:
     tx = optax.chain(
         optax.clip_by_global_norm(1.0),
         optax.multi_transform({
-            "encoder": optax.adamw(schedule(o.lr), weight_decay=o.weight_decay, mask=decay_mask["enc"]),
+            "encoder": optax.adamw(schedule(o.lr), weight_decay=o.weight_decay, mask=decay_mask),
             "heads": optax.adam(schedule(o.head_lr)),
         }, labels))
     state = {"enc": trainable, "heads": heads}
@@ -349,8 +371,13 @@ def fine_tune(o: Options, log=print) -> Result:
     def loss_fn(st, frozen_, bt, key):
         p = {**frozen_, **st["enc"]}
         kq, kd = (jax.random.split(key) if o.dropout else (None, None))
-        qe = M.encode(p, bt["q_ids"], bt["q_mask"], cfg, kq)
-        de = M.encode(p, bt["d_ids"], bt["d_mask"], cfg, kd)
+        if cached:
+            top = cfg.num_hidden_layers
+            qe = M.pool(M.run_layers(p, bt["q_x"], bt["q_mask"], cfg, o.freeze_layers, top, kq), bt["q_mask"])
+            de = M.pool(M.run_layers(p, bt["d_x"], bt["d_mask"], cfg, o.freeze_layers, top, kd), bt["d_mask"])
+        else:
+            qe = M.encode(p, bt["q_x"], bt["q_mask"], cfg, kq)
+            de = M.encode(p, bt["d_x"], bt["d_mask"], cfg, kd)
         S, C = bt["valid"].shape
         s = jnp.einsum("sh,sch->sc", qe, de.reshape(S, C, -1))
         l = losses_from_scores(s, st["heads"], bt)
@@ -366,9 +393,9 @@ def fine_tune(o: Options, log=print) -> Result:
         u, ost = tx.update(g, ost, st)
         return optax.apply_updates(st, u), ost, l
 
-    batcher = Batcher(train, q_tokens, i_tokens, item_index, cap, o, cfg.max_position_embeddings)
+    batcher = Batcher(train, q_in, i_in, item_index, cap, o, cfg.max_position_embeddings, cfg.hidden_size, cached)
     n_train = sum(len(s.items) for s in train)
-    root_key = jax.random.PRNGKey(o.seed)
+    root_key = jax.random.key(o.seed, impl="unsafe_rbg")  # fast dropout masks on CPU; deterministic per seed
 
     def snapshot(st):
         return {n: np.asarray(v) for n, v in {**frozen, **st["enc"]}.items()}, \
@@ -380,6 +407,7 @@ def fine_tune(o: Options, log=print) -> Result:
     stopped = "epochs"
     seen = 0
     train_seconds = 0.0
+    step_times = []
     step = 0
     since_best = 0
     progress = Progress(n_train * o.epochs)
@@ -399,7 +427,11 @@ def fine_tune(o: Options, log=print) -> Result:
                 ts = time.monotonic()
                 state, opt_state, l = train_step(state, opt_state, frozen, bt, jax.random.fold_in(root_key, step))
                 l = {k: float(v) for k, v in l.items()}
-                train_seconds += time.monotonic() - ts
+                if not math.isfinite(l["total"]):
+                    raise FloatingPointError(f"the loss is not finite at step {step + 1} (try a lower --lr)")
+                dt = time.monotonic() - ts
+                train_seconds += dt
+                step_times.append((dt, n, bt["q_x"].shape[1], bt["d_x"].shape[1]))
                 step += 1
                 seen += n
                 nb += 1
@@ -448,6 +480,10 @@ def fine_tune(o: Options, log=print) -> Result:
         "train_seconds": round(train_seconds, 3),
         "examples_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None,
         "steps": step,
+        # Steady state: the median step (XLA compiles one train step per distinct padded shape; those steps are slow).
+        "steady_examples_per_s": (round(float(np.median([n / t for t, n, _, _ in step_times])), 2)
+                                  if step_times else None),
+        "compiled_shapes": len({(a, b) for _, _, a, b in step_times}),
         "log": {"impressions": len(rows), "unknown_item_impressions": unknown, "lists": len(sessions),
                 "train_lists": len(train), "validation_lists": len(val), "dropped_by_list_cap": dropped,
                 "train_queries": len({s.query for s in train}), "validation_queries": len({s.query for s in val}),
