@@ -264,8 +264,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "CLISupportTests",
+            dependencies: ["CLISupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "CLITests",
-            dependencies: ["ZRankCLI", "Model", "_TestSupport"],
+            dependencies: ["ZRankCLI", "Model", "Ranking", "_TestSupport"],
             swiftSettings: swiftSettings
         ),
     ]
