@@ -28,10 +28,16 @@ with open(sys.argv[1], "w", encoding="utf-8") as out:
         assert q in known, q
         out.write(json.dumps({"id": q, "query": q}) + "\n")
 PY
-# Wait for the pool to answer (workers map the model and warm up).
-for _ in $(seq 1 50); do
-  if "$zrank" query --endpoint "$endpoint" --text "ping" --top-k 1 --timeout 500ms >/dev/null 2>&1; then break; fi
-done
+# Wait for a pool to answer (workers map the model and warm up); fail with its log when it never does.
+wait_for_pool() {
+  for _ in $(seq 1 60); do
+    if "$zrank" query --endpoint "$1" --text "ping" --top-k 1 --timeout 500ms >/dev/null 2>&1; then return 0; fi
+  done
+  echo "demo: the pool at $1 did not answer within 30 s; its log:" >&2
+  cat "$2" >&2
+  exit 1
+}
+wait_for_pool "$endpoint" "$run/serve.log"
 echo "demo: pool up ($("$zrank" --version)); ranking $(wc -l < "$run/queries.jsonl") real WANDS queries over the whole catalog"
 "$zrank" query --endpoint "$endpoint" --batch "$run/queries.jsonl" --top-k 5 --json > "$run/answers.jsonl"
 python3 - "$run/answers.jsonl" "$catalog" <<'PY'
@@ -57,9 +63,7 @@ heads_endpoint="ipc://$run/heads.sock"
   2> "$run/serve-heads.log" &
 heads_pool=$!
 trap 'kill -TERM $pool $heads_pool 2>/dev/null; wait $pool $heads_pool 2>/dev/null; rm -rf "$run"' EXIT
-for _ in $(seq 1 50); do
-  if "$zrank" query --endpoint "$heads_endpoint" --text "ping" --top-k 1 --timeout 500ms >/dev/null 2>&1; then break; fi
-done
+wait_for_pool "$heads_endpoint" "$run/serve-heads.log"
 echo "demo: score = P(click) + 0.1 * E[engagement], explained (largest terms of the CTR logit), for a user with history"
 "$zrank" query --endpoint "$heads_endpoint" --text "turquoise pillows" --top-k 5 --explain --user demo-user \
   --recent "$(sed -n '3p;23p;43p' "$catalog" | python3 -c 'import json,sys; print(",".join(json.loads(l)["id"] for l in sys.stdin))')"
