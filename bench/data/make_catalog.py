@@ -2,7 +2,7 @@
 """Generates the demo home-goods catalog deterministically (same seed, same bytes).
 
 Items belong to the product classes of the WANDS queries (bench/data/wands/query.csv), so real queries have real
-matches, and carry structured attributes (category, brand, colour, material, style, price band, popularity) that the
+matches, and carry structured attributes (category, brand, colour, material, style, size, feature, price band, popularity) that the
 ranking-model simulator can use as ground truth independent of the encoder.
 
 Usage: make_catalog.py [--items N] [--seed S] > bench/data/catalog.jsonl
@@ -59,7 +59,8 @@ def main():
         brand, color, material, style = rng.choice(BRANDS), rng.choice(COLORS), rng.choice(MATERIALS), rng.choice(STYLES)
         feature = rng.choice(FEATURES)
         noun = singular(category)
-        size = rng.choice(SIZES) + " " if rng.random() < 0.3 else ""
+        size_word = rng.choice(SIZES) if rng.random() < 0.3 else None
+        size = size_word + " " if size_word else ""
         title = f"{brand} {style} {size}{color} {material} {noun} {feature}".replace("  ", " ")
         text = (f"A {style} {noun} in {color} {material} from {brand}, {feature}. "
                 f"Category: {category}.")
@@ -73,6 +74,8 @@ def main():
             "color": color,
             "material": material,
             "style": style,
+            "size": size_word,
+            "feature": feature,
             "price": round(rng.uniform(band[1], band[2]), 2),
             "popularity": round(rng.paretovariate(1.5), 3),
         }
