@@ -75,22 +75,7 @@ public struct LogSimulator {
         if let duplicate = Dictionary(grouping: items, by: \.id).first(where: { $0.value.count > 1 })?.key {
             throw TrainingError("\(catalog): duplicated id \"\(duplicate)\"")
         }
-        guard let text = try? String(contentsOfFile: queryFile, encoding: .utf8) else { throw TrainingError("\(queryFile): cannot read") }
-        var lines = text.split(whereSeparator: \.isNewline).map(String.init)
-        guard let header = lines.first?.split(separator: "\t", omittingEmptySubsequences: false).map(String.init),
-            let qi = header.firstIndex(of: "query"), let ci = header.firstIndex(of: "query_class")
-        else {
-            throw TrainingError("\(queryFile): expected a tab-separated header with \"query\" and \"query_class\" columns")
-        }
-        lines.removeFirst()
-        let categories = Set(items.map(\.category))
-        var qs: [(String, String)] = []
-        for line in lines {
-            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            guard f.count > max(qi, ci), !f[qi].isEmpty, categories.contains(f[ci]) else { continue }
-            qs.append((f[qi], f[ci]))
-        }
-        guard !qs.isEmpty else { throw TrainingError("\(queryFile): no query whose class the catalog has") }
+        let qs = try Self.readQueries(queryFile, classes: Set(items.map(\.category)))
         self.items = items
         self.queries = qs
         byCategory = Dictionary(grouping: items.indices, by: { items[$0].category })
@@ -103,6 +88,33 @@ public struct LogSimulator {
             items: Dictionary(uniqueKeysWithValues: items.map { ($0.id, $0) }),
             priceCuts: [prices[prices.count / 3], prices[2 * prices.count / 3]], popularityMean: m,
             popularityStd: max(1e-9, (logs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(items.count)).squareRoot()))
+    }
+
+    /// The queries of a WANDS `query.csv` (tab-separated, `query` and `query_class` columns) whose class is in
+    /// `classes`.
+    static func readQueries(_ queryFile: String, classes: Set<String>) throws(TrainingError) -> [(text: String, cls: String)] {
+        guard let text = try? String(contentsOfFile: queryFile, encoding: .utf8) else { throw TrainingError("\(queryFile): cannot read") }
+        var lines = text.split(whereSeparator: \.isNewline).map(String.init)
+        guard let header = lines.first?.split(separator: "\t", omittingEmptySubsequences: false).map(String.init),
+            let qi = header.firstIndex(of: "query"), let ci = header.firstIndex(of: "query_class")
+        else {
+            throw TrainingError("\(queryFile): expected a tab-separated header with \"query\" and \"query_class\" columns")
+        }
+        lines.removeFirst()
+        var qs: [(text: String, cls: String)] = []
+        for line in lines {
+            let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard f.count > max(qi, ci), !f[qi].isEmpty, classes.contains(f[ci]) else { continue }
+            qs.append((unquoted(f[qi]), f[ci]))
+        }
+        guard !qs.isEmpty else { throw TrainingError("\(queryFile): no query whose class the catalog has") }
+        return qs
+    }
+
+    /// A CSV field without its quotes (`"a ""b"""` → `a "b"`).
+    static func unquoted(_ field: String) -> String {
+        guard field.count >= 2, field.hasPrefix("\""), field.hasSuffix("\"") else { return field }
+        return String(field.dropFirst().dropLast()).replacingOccurrences(of: "\"\"", with: "\"")
     }
 
     /// Probability that position `k` (1-based) is looked at.

@@ -147,7 +147,13 @@ extension ZRank {
         static let configuration = CommandConfiguration(
             commandName: "simulate-log",
             abstract: "Write impression logs from a hidden ground truth (catalog structure, user taste, position bias).",
-            discussion: "The truth never looks at embeddings; --truth writes the users' tastes for evaluation.")
+            discussion: """
+                The truth never looks at embeddings. Default mode: relevance from the item's category and the user's \
+                taste; --truth writes the users' tastes (JSON). --graded: graded relevance 0-3 (exact, substitute with \
+                one attribute wrong, partial, irrelevant: accessories and parts count as irrelevant) over generated and \
+                real queries, a position-based click model and dwell by grade; --truth writes {"query","item","grade"} \
+                lines for every pair shown.
+                """)
 
         @Option(name: .long, help: "The demo catalog (with category, color, style, price, popularity).")
         var catalog: String
@@ -167,14 +173,22 @@ extension ZRank {
         @Option(name: .long, help: "Random seed.")
         var seed: UInt64 = 1
 
-        @Option(name: .long, help: "Also write the users' hidden tastes (JSON) here.")
+        @Option(name: .long, help: "Also write the hidden truth here (the users' tastes as JSON; with --graded the grades as JSON lines).")
         var truth: String?
+
+        @Flag(name: .long, help: "Graded relevance truth (0-3) that a frozen encoder gets wrong: attribute mismatches, accessories, near-duplicates.")
+        var graded = false
+
+        @Option(name: .long, help: "With --graded: distinct queries sessions draw from.")
+        var queryPool: Int = 600
 
         func validate() throws {
             guard users >= 1, sessions >= 1 else { throw ValidationError("--users and --sessions must be at least 1") }
+            guard queryPool >= 1 else { throw ValidationError("--query-pool must be at least 1") }
         }
 
         func run() throws {
+            if graded { return try runGraded() }
             var options = LogSimulator.Options()
             options.users = users
             options.sessions = sessions
@@ -188,6 +202,23 @@ extension ZRank {
                     try encoder.encode(truthModel).write(to: URL(fileURLWithPath: truth))
                 }
                 print("wrote \(out): \(sessions) sessions, \(users) users (\(tastes.values.filter(\.strong).count) with strong taste)")
+            } catch let error as TrainingError {
+                throw CLIFailure("zrank simulate-log: \(error)")
+            }
+        }
+
+        func runGraded() throws {
+            var options = GradedSimulator.Options()
+            options.users = users
+            options.sessions = sessions
+            options.seed = seed
+            options.queryPool = queryPool
+            do {
+                let judged = try GradedSimulator(catalog: catalog, queries: queries).write(to: out, options: options)
+                if let truth { try GradedSimulator.writeTruth(judged, to: truth) }
+                let counts = (0...3).map { g in judged.filter { $0.grade == g }.count }
+                print("wrote \(out): \(sessions) sessions over \(Set(judged.map(\.query)).count) queries; shown pairs by grade 0-3: "
+                    + counts.map(String.init).joined(separator: " / "))
             } catch let error as TrainingError {
                 throw CLIFailure("zrank simulate-log: \(error)")
             }
