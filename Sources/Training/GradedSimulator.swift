@@ -59,7 +59,6 @@ public struct GradedSimulator: Sendable {
 
     public struct Options: Sendable {
         public var sessions = 3000
-        public var users = 200
         public var seed: UInt64 = 1
         /// Distinct queries in the pool sessions draw from.
         public var queryPool = 600
@@ -238,7 +237,9 @@ public struct GradedSimulator: Sendable {
             }
             // Noise drawn in item order, so a seed gives the same log in every process.
             let order = shown.sorted { $0.key < $1.key }.map { ($0.key, $0.value + rng.normal()) }.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
-            let user = "u\(Int(rng.next() % UInt64(max(1, options.users))) + 1)"
+            // One user id per session: the truth has no tastes, and a (user, query) pair then names one impression
+            // list (the grouping train-heads and fine-tune use).
+            let user = "s\(lines.count / max(1, options.shown) + 1)"
             for (p, (i, _)) in order.enumerated() {
                 let item = items[i]
                 let g = grade(query, item)

@@ -94,8 +94,17 @@ public enum ImpressionLog {
 public struct TrainingOptions: Sendable {
     /// Share of sessions (user, query) held out for validation.
     public var validation = 0.2
-    /// L2 regularisation strength (on the standardised features; the intercepts are not penalised).
-    public var l2 = 0.1
+    /// L2 regularisation strength for every feature (on the standardised features; the intercepts are not
+    /// penalised). nil: chosen on the validation split from `l2Grid` × `interactionL2Grid`.
+    public var l2: Double? = nil
+    /// The scalar features' L2 strengths tried when `l2` is nil.
+    public var l2Grid: [Double] = [0.001, 0.01, 0.1]
+    /// The 384 interaction features' L2 strengths tried when `l2` is nil: each carries about 1/384 of the query-item
+    /// signal, so the strength that suits a scalar feature pins them near zero.
+    public var interactionL2Grid: [Double] = [0.0001, 0.001, 0.01, 0.1]
+    /// The held-out queries, when given (e.g. the ones `zrank fine-tune` held out, so heads and the fine-tuned model
+    /// are judged on the same queries): every impression of these queries is validation, every other one training.
+    public var validationQueries: Set<String>?
     public var seed: UInt64 = 1
     public var headsVersion = "heads"
     /// Use the personal features (off: trained as if no request had a user profile).
@@ -133,6 +142,9 @@ public struct TrainingReport: Codable, Sendable {
     public var ctrIterations = 0
     public var engagementIterations = 0
     public var usedPersonal = true
+    /// The L2 strengths used (scalar features, interaction features), per head.
+    public var ctrL2: L2Choice?
+    public var engagementL2: L2Choice?
     /// With a simulator truth file: figures per user segment ("strong_taste", "no_taste").
     public var segments: [String: SegmentFigures]?
 
@@ -157,6 +169,33 @@ public struct TrainingReport: Codable, Sendable {
         case ctrIterations = "ctr_iterations"
         case engagementIterations = "engagement_iterations"
         case usedPersonal = "used_personal"
+        case ctrL2 = "ctr_l2"
+        case engagementL2 = "engagement_l2"
+    }
+}
+
+/// Which L2 strengths a head was fitted with, and every pair tried with its validation loss (without the penalty).
+public struct L2Choice: Codable, Sendable, Equatable {
+    public struct Trial: Codable, Sendable, Equatable {
+        public var scalar: Double
+        public var interaction: Double
+        public var validationLoss: Double
+
+        enum CodingKeys: String, CodingKey {
+            case scalar, interaction
+            case validationLoss = "validation_loss"
+        }
+    }
+
+    public var scalar: Double
+    public var interaction: Double
+    /// "fixed" (--l2 given) or "validation" (chosen from the grid).
+    public var chosenBy: String
+    public var trials: [Trial]
+
+    enum CodingKeys: String, CodingKey {
+        case scalar, interaction, trials
+        case chosenBy = "chosen_by"
     }
 }
 
@@ -261,7 +300,7 @@ public enum HeadsTrainer {
         }
         report.unknownRecentItems = unknownRecent.count
 
-        // Split by session (user, query), deterministic for a seed.
+        // Split by session (user, query), deterministic for a seed; or by the given validation queries.
         func sessionKey(_ r: Impression) -> String { (r.userID ?? "") + "\u{0}" + r.query }
         var isValidation = [Bool](repeating: false, count: rows.count)
         for (n, r) in rows.enumerated() {
@@ -270,7 +309,8 @@ public enum HeadsTrainer {
             h ^= h >> 33
             h = h &* 0xff51_afd7_ed55_8ccd
             h ^= h >> 33
-            isValidation[n] = Double(h % 1_000_000) / 1_000_000 < options.validation
+            isValidation[n] = options.validationQueries.map { $0.contains(r.query) }
+                ?? (Double(h % 1_000_000) / 1_000_000 < options.validation)
         }
         let train = rows.indices.filter { !isValidation[$0] }
         let valid = rows.indices.filter { isValidation[$0] }
@@ -308,14 +348,15 @@ public enum HeadsTrainer {
         }
         let labels = rows.map { $0.clicked ? 1.0 : 0.0 }
 
-        // CTR head: logistic regression.
+        // CTR head: logistic regression, L2 fixed or chosen on the validation split.
         var ctrIterations = 0
-        let ctrWeights = fit(
-            z: z, width: width, train: train, valid: valid, target: labels, logistic: true, l2: options.l2, options: options,
+        let (ctrWeights, ctrChoice) = fitChoosingL2(
+            z: z, width: width, train: train, valid: valid, target: labels, logistic: true, options: options,
             iterations: &ctrIterations) { i, loss in
             progress(.fitting(head: "ctr", iteration: i, maxIterations: options.maxIterations, validationLoss: loss))
         }
         report.ctrIterations = ctrIterations
+        report.ctrL2 = ctrChoice
         let ctr = LinearHead(bias: Float(ctrWeights[width]), weights: ctrWeights[0..<width].map { Float($0) })
 
         // Engagement head: linear regression on log(1 + dwell seconds) per impression (0 when not clicked), so the
@@ -328,12 +369,13 @@ public enum HeadsTrainer {
         let engagedValid = engaged.filter { isValidation[$0] }
         if report.engagementRows >= 20 {
             var iterations = 0
-            let w = fit(
+            let (w, choice) = fitChoosingL2(
                 z: z, width: width, train: engagedTrain, valid: engagedValid, target: engagementTarget, logistic: false,
-                l2: options.l2, options: options, iterations: &iterations) { i, loss in
+                options: options, iterations: &iterations) { i, loss in
                 progress(.fitting(head: "engagement", iteration: i, maxIterations: options.maxIterations, validationLoss: loss))
             }
             report.engagementIterations = iterations
+            report.engagementL2 = choice
             engagement = LinearHead(bias: Float(w[width]), weights: w[0..<width].map { Float($0) })
         }
         var heads = RankingHeads(
@@ -403,10 +445,51 @@ public enum HeadsTrainer {
     /// L-BFGS on mean log-loss (logistic) or mean squared error, plus l2/2·|w|² (bias excluded); keeps the weights
     /// with the best validation loss and stops after `patience` iterations without improvement.
     /// - Returns: width weights then the bias.
-    static func fit(
-        z: [Float], width: Int, train: [Int], valid: [Int], target: [Double], logistic: Bool, l2: Double, options: TrainingOptions,
+    static func fitChoosingL2(
+        z: [Float], width: Int, train: [Int], valid: [Int], target: [Double], logistic: Bool, options: TrainingOptions,
         iterations: inout Int, report: (Int, Double) -> Void
+    ) -> ([Double], L2Choice) {
+        let pairs: [(Double, Double)] = options.l2.map { [($0, $0)] }
+            ?? options.l2Grid.flatMap { s in options.interactionL2Grid.map { (s, $0) } }
+        var best: (weights: [Double], loss: Double, iterations: Int, pair: (Double, Double))?
+        var trials: [L2Choice.Trial] = []
+        for (scalar, interaction) in pairs {
+            var n = 0
+            let w = fit(
+                z: z, width: width, train: train, valid: valid, target: target, logistic: logistic, l2: scalar,
+                interactionL2: interaction, options: options, iterations: &n, report: report)
+            // The loss of the weights kept (early stopping keeps the best iteration).
+            let v = unpenalisedLoss(w, z: z, width: width, set: valid.isEmpty ? train : valid, target: target, logistic: logistic)
+            trials.append(L2Choice.Trial(scalar: scalar, interaction: interaction, validationLoss: v))
+            if best == nil || v < best!.loss - 1e-12 { best = (w, v, n, (scalar, interaction)) }
+        }
+        iterations = best!.iterations
+        return (best!.weights, L2Choice(
+            scalar: best!.pair.0, interaction: best!.pair.1, chosenBy: options.l2 == nil ? "validation" : "fixed", trials: trials))
+    }
+
+    /// Mean log-loss or half mean squared error of weights on a set.
+    static func unpenalisedLoss(_ w: [Double], z: [Float], width: Int, set: [Int], target: [Double], logistic: Bool) -> Double {
+        var total = 0.0
+        for n in set {
+            var t = w[width]
+            for f in 0..<width { t += w[f] * Double(z[n * width + f]) }
+            if logistic {
+                let q = min(max(1 / (1 + exp(-t)), 1e-12), 1 - 1e-12)
+                total -= target[n] > 0.5 ? log(q) : log(1 - q)
+            } else {
+                total += 0.5 * (t - target[n]) * (t - target[n])
+            }
+        }
+        return total / Double(max(1, set.count))
+    }
+
+    static func fit(
+        z: [Float], width: Int, train: [Int], valid: [Int], target: [Double], logistic: Bool, l2: Double,
+        interactionL2: Double, options: TrainingOptions, iterations: inout Int, report: (Int, Double) -> Void
     ) -> [Double] {
+        // The scalar features come first, then the interaction block.
+        func strength(_ f: Int) -> Double { f < FeatureSet.scalarCount ? l2 : interactionL2 }
         func loss(_ w: [Double], _ set: [Int], gradient: Bool) -> (Double, [Double]) {
             var total = 0.0
             var g = [Double](repeating: 0, count: gradient ? width + 1 : 0)
@@ -436,8 +519,8 @@ public enum HeadsTrainer {
             if gradient { for f in 0...width { g[f] /= count } }
             var penalty = 0.0
             for f in 0..<width {
-                penalty += 0.5 * l2 * w[f] * w[f]
-                if gradient { g[f] += l2 * w[f] }
+                penalty += 0.5 * strength(f) * w[f] * w[f]
+                if gradient { g[f] += strength(f) * w[f] }
             }
             return (total + penalty, g)
         }
@@ -456,7 +539,7 @@ public enum HeadsTrainer {
         let scoreSet = valid.isEmpty ? train : valid
         _ = optimiser.minimise(start, evaluate: { loss($0, train, gradient: true) }) { i, w, _ in
             iterations = i
-            let v = loss(w, scoreSet, gradient: false).0 - (0..<width).reduce(0) { $0 + 0.5 * l2 * w[$1] * w[$1] }
+            let v = loss(w, scoreSet, gradient: false).0 - (0..<width).reduce(0) { $0 + 0.5 * strength($1) * w[$1] * w[$1] }
             report(i, v)
             if v < bestLoss - 1e-9 {
                 bestLoss = v

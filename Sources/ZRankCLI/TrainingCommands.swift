@@ -36,8 +36,8 @@ extension ZRank {
         @Option(name: .long, help: "Share of sessions (user, query) held out for validation and early stopping.")
         var validation: Double = 0.2
 
-        @Option(name: .long, help: "L2 regularisation strength.")
-        var l2: Double = 0.1
+        @Option(name: .long, help: "L2 strength for every feature (default: chosen per head on the validation split from a grid of scalar x interaction strengths).")
+        var l2: Double?
 
         @Option(name: .long, help: "Seed of the validation split.")
         var seed: UInt64 = 1
@@ -54,9 +54,12 @@ extension ZRank {
         @Flag(name: .long, help: "Print the report as JSON.")
         var json = false
 
+        @Option(name: .long, help: "Hold out exactly these queries (one per line, e.g. the validation_queries.txt zrank fine-tune writes) instead of a random share of sessions.")
+        var validationQueries: String?
+
         func validate() throws {
             guard validation > 0 && validation < 1 else { throw ValidationError("--validation must be between 0 and 1 (exclusive)") }
-            guard l2 >= 0 && l2.isFinite else { throw ValidationError("--l2 must be a non-negative number") }
+            if let l2 { guard l2 >= 0 && l2.isFinite else { throw ValidationError("--l2 must be a non-negative number") } }
         }
 
         func run() throws {
@@ -66,6 +69,14 @@ extension ZRank {
             options.l2 = l2
             options.seed = seed
             options.usePersonal = !noPersonal
+            if let validationQueries {
+                guard let text = try? String(contentsOfFile: validationQueries, encoding: .utf8) else {
+                    throw CLIFailure("zrank train-heads: cannot read --validation-queries \(validationQueries)")
+                }
+                let queries = Set(text.split(separator: "\n").map(String.init).filter { !$0.isEmpty })
+                guard !queries.isEmpty else { throw CLIFailure("zrank train-heads: \(validationQueries) lists no queries") }
+                options.validationQueries = queries
+            }
             options.headsVersion = headsVersion ?? URL(fileURLWithPath: out).deletingPathExtension().lastPathComponent
             let result: HeadsTrainer.Result
             do {
@@ -101,15 +112,25 @@ extension ZRank {
             }
             var r = result.report
             if let truth {
-                guard let data = FileManager.default.contents(atPath: truth),
-                    let t = try? JSONDecoder().decode(SimulationTruth.self, from: data)
-                else {
-                    throw CLIFailure("zrank train-heads: \(truth): not a simulate-log truth file")
+                guard let data = FileManager.default.contents(atPath: truth) else {
+                    throw CLIFailure("zrank train-heads: \(truth): cannot read")
                 }
-                let gain = { (row: ValidationRow) in t.attraction(user: row.userID, query: row.query, item: row.item) ?? 0 }
-                r.segments = RankingMetrics.bySegment(result.validation, segment: { user in
-                    user.flatMap { t.tastes[$0] }.map { $0.strong ? "truth_strong_taste" : "truth_no_taste" }
-                }, gain: gain).merging(RankingMetrics.bySegment(result.validation, segment: { _ in "truth_all" }, gain: gain)) { a, _ in a }
+                if let t = try? JSONDecoder().decode(SimulationTruth.self, from: data) {
+                    let gain = { (row: ValidationRow) in t.attraction(user: row.userID, query: row.query, item: row.item) ?? 0 }
+                    r.segments = RankingMetrics.bySegment(result.validation, segment: { user in
+                        user.flatMap { t.tastes[$0] }.map { $0.strong ? "truth_strong_taste" : "truth_no_taste" }
+                    }, gain: gain).merging(RankingMetrics.bySegment(result.validation, segment: { _ in "truth_all" }, gain: gain)) { a, _ in a }
+                } else {
+                    // Graded judgements (simulate-log --graded --truth): NDCG@10 with gain 2^grade - 1 per session.
+                    let grades: [String: [String: Int]]
+                    do {
+                        grades = try GradedSimulator.readTruth(truth)
+                    } catch {
+                        throw CLIFailure("zrank train-heads: \(truth): neither a simulate-log truth file nor graded judgements: \(error)")
+                    }
+                    let gain = { (row: ValidationRow) in Double(grades[row.query]?[row.item] ?? 0) }
+                    r.segments = RankingMetrics.bySegment(result.validation, segment: { _ in "truth_graded" }, gain: gain)
+                }
             }
             for p in r.problems {
                 FileHandle.standardError.write(Data("zrank train-heads: \(log): line \(p.line): \(p.reason) (skipped)\n".utf8))
@@ -134,6 +155,11 @@ extension ZRank {
                 print("engagement: no dwell times in the log: CTR-only heads (beta 0)")
             }
             print(String(format: "NDCG@10       %.4f   (cosine only %.4f)", r.ndcg10, r.baselineNDCG10))
+            for (head, choice) in [("CTR", r.ctrL2), ("engagement", r.engagementL2)] {
+                guard let choice else { continue }
+                print(String(format: "%@ head L2: scalar features %g, interaction features %g (%@ of %d tried)",
+                             head, choice.scalar, choice.interaction, choice.chosenBy == "fixed" ? "fixed, 1" : "validation loss, best", choice.trials.count))
+            }
             for (name, s) in (r.segments ?? [:]).sorted(by: { $0.key < $1.key }) {
                 print(String(
                     format: "  %@: %d sessions, NDCG@10 %.4f (cosine %.4f), AUC %.4f (cosine %.4f)", name, s.sessions, s.ndcg10,
@@ -209,7 +235,6 @@ extension ZRank {
 
         func runGraded() throws {
             var options = GradedSimulator.Options()
-            options.users = users
             options.sessions = sessions
             options.seed = seed
             options.queryPool = queryPool

@@ -10,7 +10,7 @@ struct ZRank: ParsableCommand {
         abstract: "Int8 transformer ranking pool: serve, query, index, convert, embed.",
         version: zrankVersionString(),
         subcommands: [
-            Serve.self, Query.self, Index.self, RegistryCommand.self, RouterCommand.self, WorkerCommand.self, CoordinatorCommand.self, TrainHeads.self, SimulateLog.self, Convert.self, BenchRank.self,
+            Serve.self, Query.self, Index.self, RegistryCommand.self, RouterCommand.self, WorkerCommand.self, CoordinatorCommand.self, TrainHeads.self, FineTune.self, SimulateLog.self, Convert.self, BenchRank.self,
             Inspect.self,
             Tokenize.self, Embed.self, BenchEncoder.self,
         ]
