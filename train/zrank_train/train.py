@@ -51,6 +51,8 @@ class Options:
     alpha: float = 1.0
     beta: float = 0.1
     inbatch_weight: float = 0.1
+    pointwise_weight: float = 1.0
+    listwise_weight: float = 1.0
     inbatch_scale: float = 20.0
     patience: int = 2
     dropout: bool = True
@@ -62,6 +64,7 @@ class Result:
     params: dict           # best encoder parameters (numpy, HF names)
     heads: dict
     base: M.BaseModel = field(repr=False)
+    validation_queries: list = field(default_factory=list)  # the held-out queries, sorted
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -94,20 +97,14 @@ def losses_from_scores(s, heads, bt):
     return {"pointwise": pointwise, "listwise": listwise, "engagement": engagement}
 
 
-def inbatch_loss(qe, de, bt, scale):
-    """MultipleNegativesRanking-like: each clicked (query, item) pair against the clicked items of the other lists
-    in the batch (items also shown to this query are not used as its negatives)."""
-    S, C = bt["clicked"].shape
-    flat = de.reshape(S * C, -1)
-    sim = scale * (qe @ flat.T)                                   # [S, S*C]
-    cl = (bt["clicked"] * bt["valid"]).reshape(S * C) > 0
-    owner = jnp.repeat(jnp.arange(S), C)
-    key = bt["item_key"]
-    shown_here = jnp.any(key.reshape(S, C)[:, :, None] == key.reshape(S * C)[None, None, :], axis=1)  # [S, S*C]
-    neg = cl[None, :] & (owner[None, :] != jnp.arange(S)[:, None]) & ~shown_here
+def inbatch_loss(sim, pos_sim, bt):
+    """MultipleNegativesRanking-like, on the step's unique items: each clicked (query, item) pair against the items
+    clicked in the batch's lists of other queries (items also shown to this list are not used as its negatives).
+    sim [S, U]: scaled cosines of the lists' queries and the unique items; pos_sim [S, C]: those of each list's
+    items."""
+    neg = ((bt["other_q"] @ bt["click_su"]) > 0) & (bt["shown_su"] == 0) & (bt["u_valid"][None, :] > 0)
     has_neg = jnp.any(neg, axis=-1)
     neg_lse = jax.nn.logsumexp(jnp.where(neg, sim, -1e9), axis=-1)  # [S], finite (gradient) even without negatives
-    pos_sim = jnp.take_along_axis(sim, (jnp.arange(S)[:, None] * C + jnp.arange(C)[None, :]), axis=1)  # [S, C]
     pair = (bt["clicked"] * bt["valid"]) > 0
     per = jnp.logaddexp(pos_sim, neg_lse[:, None]) - pos_sim
     use = pair & has_neg[:, None]
@@ -117,56 +114,128 @@ def inbatch_loss(qe, de, bt, scale):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Batches
+# Inputs: every distinct text once, on the device
 
 
-class Batcher:
-    def __init__(self, sessions, q_tokens, i_tokens, item_index, cap, opts: Options, max_len: int, width: int,
-                 cached: bool):
-        """q_tokens / i_tokens: per query / item, token ids, or (cached) the frozen bottom's hidden states."""
-        self.sessions = sessions
-        self.cached, self.width = cached, width
-        self.q_tokens, self.i_tokens, self.item_index = q_tokens, i_tokens, item_index
-        self.S, self.C = opts.batch, cap
-        self.opts = opts
-        self.max_len = max_len
+class Store:
+    """Per distinct text (index = position in `texts`), the encoder's input at full length (query_tokens): the
+    frozen bottom's hidden states [N, L, hidden] (freeze_layers > 0; computed once, without dropout) or the token
+    ids [N, L]; one padded device array plus its mask. `train_x` / `train_mask` are the first `train_len` tokens,
+    what a training step reads (the item token cap: the frozen layers saw the whole text, the trained layers see
+    its first train_len tokens)."""
 
-    def make(self, chunk: list[D.Session]) -> dict:
-        S, C = self.S, self.C
-        bt = {k: np.zeros((S, C), np.float32) for k in ("valid", "clicked", "has_pos", "has_dwell", "log_dwell")}
-        bt["pos_idx"] = np.zeros((S, C), np.int32)
-        bt["item_key"] = np.full((S * C,), -1, np.int32)
-        empty = np.zeros((0, self.width), np.float32) if self.cached else np.zeros(0, np.int32)
-        qs, ds = [], [empty] * (S * C)
-        for si, s in enumerate(chunk):
-            qs.append(self.q_tokens[s.query])
-            for j, item in enumerate(s.items):
-                ds[si * C + j] = self.i_tokens[item]
-                bt["item_key"][si * C + j] = self.item_index[item]
-                bt["valid"][si, j] = 1
-                bt["clicked"][si, j] = float(s.clicked[j])
-                p = s.positions[j]
-                if p is not None:
-                    bt["has_pos"][si, j] = 1
-                    bt["pos_idx"][si, j] = min(p, MAX_POSITION) - 1
-                if s.clicked[j] and s.dwell[j] is not None:
-                    bt["has_dwell"][si, j] = 1
-                    bt["log_dwell"][si, j] = math.log1p(s.dwell[j])
-        qs += [empty] * (S - len(qs))
-        lq = M.bucket(max(len(t) for t in qs), 16, self.max_len)
-        ld = M.bucket(max(len(t) for t in ds), 16, self.max_len)
-        if self.cached:
-            bt["q_x"], bt["q_mask"] = M.pad_hidden(qs, S, lq, self.width)
-            bt["d_x"], bt["d_mask"] = M.pad_hidden(ds, S * C, ld, self.width)
+    def __init__(self, encoder, params0, seqs, freeze: int, width: int, train_len: int):
+        n = len(seqs)
+        self.length = M.bucket(max(len(t) for t in seqs), 8)
+        mask = np.zeros((n, self.length), np.int32)
+        for r, t in enumerate(seqs):
+            mask[r, :len(t)] = 1
+        if freeze > 0:
+            x = np.zeros((n, self.length, width), np.float32)
+            for r, h in enumerate(encoder.hidden(params0, seqs, freeze)):
+                x[r, :len(h)] = h
         else:
-            bt["q_x"], bt["q_mask"] = M.pad(qs, S, lq)
-            bt["d_x"], bt["d_mask"] = M.pad(ds, S * C, ld)
-        bt["examples"] = int(bt["valid"].sum())
-        return bt
+            x = np.zeros((n, self.length), np.int32)
+            for r, t in enumerate(seqs):
+                x[r, :len(t)] = t
+        self.train_len = min(self.length, M.bucket(train_len, 8))
+        self.x, self.mask = jnp.asarray(x), jnp.asarray(mask)
+        if self.train_len < self.length:
+            self.train_x, self.train_mask = jnp.asarray(x[:, :self.train_len]), jnp.asarray(mask[:, :self.train_len])
+        else:
+            self.train_x, self.train_mask = self.x, self.mask
+
+
+GROUP = 4  # a step's lists come in blocks of up to GROUP lists of the same query (their shown items overlap)
+U_STEP = 64  # the number of unique items per step is padded to a multiple of this (few compiled shapes)
+
+
+def plan_epoch(train: list[D.Session], batch: int, rng) -> list[list[int]]:
+    """The epoch's steps (lists of training-list indices): lists grouped by query in blocks of up to GROUP, blocks
+    shuffled, then cut into steps of `batch` lists. Same-query lists in one step share most shown items, which a
+    step encodes once."""
+    by_q: dict[str, list[int]] = {}
+    for i, s in enumerate(train):
+        by_q.setdefault(s.query, []).append(i)
+    blocks = []
+    for q in sorted(by_q):
+        idx = [by_q[q][j] for j in rng.permutation(len(by_q[q]))]
+        blocks += [idx[k:k + GROUP] for k in range(0, len(idx), GROUP)]
+    order = [i for b in rng.permutation(len(blocks)) for i in blocks[b]]
+    return [order[k:k + batch] for k in range(0, len(order), batch)]
+
+
+def make_batch(chunk: list[D.Session], S: int, C: int, q_index, i_index) -> dict:
+    """Numpy arrays of one step: query rows qi [S], unique item rows ui [U] (store indices), each list position's
+    slot into ui [S, C], labels and masks."""
+    uniq: dict[int, int] = {}
+    for s in chunk:
+        for it in s.items:
+            uniq.setdefault(i_index[it], len(uniq))
+    U = min(S * C, M.bucket(len(uniq), U_STEP)) if len(uniq) <= S * C else len(uniq)
+    bt = {k: np.zeros((S, C), np.float32) for k in ("valid", "clicked", "has_pos", "has_dwell", "log_dwell")}
+    bt["pos_idx"] = np.zeros((S, C), np.int32)
+    bt["slot"] = np.zeros((S, C), np.int32)
+    bt["qi"] = np.zeros((S,), np.int32)
+    bt["q_valid"] = np.zeros((S,), np.int32)
+    bt["ui"] = np.zeros((U,), np.int32)
+    bt["u_valid"] = np.zeros((U,), np.float32)
+    bt["shown_su"] = np.zeros((S, U), np.float32)
+    bt["click_su"] = np.zeros((S, U), np.float32)
+    for k, u in uniq.items():
+        bt["ui"][u] = k
+        bt["u_valid"][u] = 1
+    qkey = np.full((S,), -1, np.int64)
+    for si, s in enumerate(chunk):
+        bt["qi"][si] = qkey[si] = q_index[s.query]
+        bt["q_valid"][si] = 1
+        for j, item in enumerate(s.items):
+            u = uniq[i_index[item]]
+            bt["slot"][si, j] = u
+            bt["valid"][si, j] = 1
+            bt["shown_su"][si, u] = 1
+            if s.clicked[j]:
+                bt["clicked"][si, j] = 1
+                bt["click_su"][si, u] = 1
+            p = s.positions[j]
+            if p is not None:
+                bt["has_pos"][si, j] = 1
+                bt["pos_idx"][si, j] = min(p, MAX_POSITION) - 1
+            if s.clicked[j] and s.dwell[j] is not None:
+                bt["has_dwell"][si, j] = 1
+                bt["log_dwell"][si, j] = math.log1p(s.dwell[j])
+    real = qkey >= 0
+    bt["other_q"] = ((qkey[:, None] != qkey[None, :]) & real[:, None] & real[None, :]).astype(np.float32)
+    bt["examples"] = int(bt["valid"].sum())
+    return bt
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Evaluation
+
+
+class Embedder:
+    """Sentence embeddings of store rows at full length, no dropout, in chunks of a fixed row count (one compiled
+    shape per store)."""
+
+    def __init__(self, cfg, freeze: int, rows: int = 128):
+        self.rows = rows
+        top = cfg.num_hidden_layers
+        if freeze > 0:
+            self._f = jax.jit(lambda p, x, m: M.pool(M.run_layers(p, x, m, cfg, freeze, top), m))
+        else:
+            self._f = jax.jit(lambda p, x, m: M.encode(p, x, m, cfg))
+
+    def __call__(self, params, store: Store, idx) -> np.ndarray:
+        idx = np.asarray(idx, np.int32)
+        out = []
+        for k in range(0, len(idx), self.rows):
+            part = idx[k:k + self.rows]
+            pad = np.zeros((self.rows,), np.int32)
+            pad[:len(part)] = part
+            e = self._f(params, store.x[pad], store.mask[pad])
+            out.append(np.asarray(e)[:len(part)])
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
 def session_scores(sessions, qemb, iemb):
@@ -174,9 +243,12 @@ def session_scores(sessions, qemb, iemb):
 
 
 def evaluate(sessions, scores, heads_np, truth=None) -> dict:
+    """Validation figures over impression lists (data.evaluation_lists): NDCG@10 of each list's shown items ranked
+    by the cosine (gain: clicked; truth: 2^grade - 1, ungraded pairs grade 0; ties: log order; lists without any
+    gain skipped), AUC of w*s + b against the clicks of every impression."""
     nd, tn = [], []
     all_s, all_y = [], []
-    w, b = float(heads_np["w"]), float(heads_np["b"])
+    w, b = (float(heads_np["w"]), float(heads_np["b"])) if heads_np is not None else (1.0, 0.0)
     for s, sc in zip(sessions, scores):
         v = ndcg_at(sc, [1.0 if c else 0.0 for c in s.clicked])
         if v is not None:
@@ -187,7 +259,8 @@ def evaluate(sessions, scores, heads_np, truth=None) -> dict:
                 tn.append(tv)
         all_s.extend((w * sc + b).tolist())
         all_y.extend(s.clicked)
-    out = {"ndcg10": float(np.mean(nd)) if nd else None, "auc": auc(all_s, all_y), "ndcg_sessions": len(nd)}
+    out = {"ndcg10": float(np.mean(nd)) if nd else None, "auc": auc(all_s, all_y), "ndcg_sessions": len(nd),
+           "lists": len(sessions)}
     if truth is not None:
         out["truth_ndcg10"] = float(np.mean(tn)) if tn else None
         out["truth_sessions"] = len(tn)
@@ -201,8 +274,8 @@ def stack_scores(sessions, scores, cap):
     bt = {k: np.zeros((S, cap), np.float32) for k in ("valid", "clicked", "has_pos", "has_dwell", "log_dwell")}
     bt["pos_idx"] = np.zeros((S, cap), np.int32)
     for si, (s, x) in enumerate(zip(sessions, scores)):
-        n = len(s.items)
-        sc[si, :n] = x
+        n = min(len(s.items), cap)
+        sc[si, :n] = x[:n]
         bt["valid"][si, :n] = 1
         for j in range(n):
             bt["clicked"][si, j] = float(s.clicked[j])
@@ -266,8 +339,9 @@ def fine_tune(o: Options, log=print) -> Result:
         raise InputError("--epochs and --batch must be >= 1")
     check_out(o.out)
     base = M.load_base(o.base)
-    if not 0 <= o.freeze_layers <= base.config.num_hidden_layers:
-        raise InputError(f"--freeze-layers {o.freeze_layers}: the model has {base.config.num_hidden_layers} layers")
+    if not 0 <= o.freeze_layers <= base.config.num_hidden_layers - 1:
+        raise InputError(f"--freeze-layers {o.freeze_layers}: the model has {base.config.num_hidden_layers} "
+                         "layers (at most that minus one can be frozen)")
     catalog = D.read_catalog(o.catalog)
     rows = D.read_log(o.log)
     truth = D.read_truth(o.truth) if o.truth else None
@@ -278,67 +352,64 @@ def fine_tune(o: Options, log=print) -> Result:
     if not any(r.clicked for r in known):
         raise InputError(f"{o.log}: the log has no clicks (on catalog items)")
     sessions, dropped = D.sessions_of(known, o.list_cap)
-    train, val = D.split_by_query(sessions, o.validation, o.seed)
+    val_queries = D.validation_queries({s.query for s in sessions}, o.validation, o.seed)
+    train = [s for s in sessions if s.query not in val_queries]
+    # Validation figures: every shown impression of each (user, query) of a validation query, in log order.
+    val = [s for s in D.evaluation_lists(known) if s.query in val_queries]
     if not any(s.clicks for s in train):
         raise InputError(f"{o.log}: no clicks left in the training split (--validation {o.validation})")
-    cap = max(len(s.items) for s in sessions)
+    cap = max(len(s.items) for s in train)
+    val_cap = max((len(s.items) for s in val), default=1)
 
-    # Tokens: queries at query_tokens, items at item_tokens (training and validation alike).
-    qtok = M.load_tokenizer(o.base, o.query_tokens)
-    itok = M.load_tokenizer(o.base, o.item_tokens)
-    queries = sorted({s.query for s in sessions})
-    items = sorted({i for s in sessions for i in s.items})
-    q_tokens = dict(zip(queries, M.tokenize(qtok, queries)))
-    i_tokens = dict(zip(items, M.tokenize(itok, [catalog[i] for i in items])))
-    item_index = {i: n for n, i in enumerate(items)}
+    # Every distinct query and item once, at full length (query_tokens, as serving embeds them).
+    tok = M.load_tokenizer(o.base, o.query_tokens)
+    queries = sorted({r.query for r in known})
+    items = sorted({r.item for r in known})
+    q_index = {q: n for n, q in enumerate(queries)}
+    i_index = {i: n for n, i in enumerate(items)}
     cfg = base.config
     encoder = M.Encoder(cfg)
-
     params0 = base.params()
-    # With frozen layers, the frozen bottom (embeddings + freeze_layers layers, run without dropout) is computed once
-    # per text and cached; each step runs only the trainable top.
-    cached = o.freeze_layers > 0
-    if cached:
-        q_in = dict(zip(queries, encoder.hidden(params0, [q_tokens[q] for q in queries], o.freeze_layers)))
-        i_in = dict(zip(items, encoder.hidden(params0, [i_tokens[i] for i in items], o.freeze_layers)))
-    else:
-        q_in, i_in = q_tokens, i_tokens
+    ts_ = time.monotonic()
+    q_store = Store(encoder, params0, M.tokenize(tok, queries), o.freeze_layers, cfg.hidden_size, o.query_tokens)
+    i_store = Store(encoder, params0, M.tokenize(tok, [catalog[i] for i in items]), o.freeze_layers,
+                    cfg.hidden_size, o.item_tokens)
+    store_seconds = time.monotonic() - ts_
+    embedder = Embedder(cfg, o.freeze_layers)
 
-    def embed_split(params, ss):
+    def embed_lists(params, ss):
         qs = sorted({s.query for s in ss})
         its = sorted({i for s in ss for i in s.items})
-        if cached:
-            qe = encoder.top(params, [q_in[q] for q in qs], o.freeze_layers)
-            ie = encoder.top(params, [i_in[i] for i in its], o.freeze_layers)
-        else:
-            qe = encoder(params, [q_in[q] for q in qs])
-            ie = encoder(params, [i_in[i] for i in its])
+        qe = embedder(params, q_store, [q_index[q] for q in qs])
+        ie = embedder(params, i_store, [i_index[i] for i in its])
         return dict(zip(qs, qe)), dict(zip(its, ie))
+
     rng = np.random.RandomState(o.seed)
 
     # Warm start of the heads on the base model's cosines (a sample of training lists), encoder frozen.
     heads = {"w": jnp.float32(10.0), "b": jnp.float32(-3.0), "pos": jnp.zeros((MAX_POSITION,), jnp.float32),
              "a": jnp.float32(1.0), "c": jnp.float32(2.0)}
     sample = [train[i] for i in sorted(rng.choice(len(train), min(len(train), 256), replace=False))]
-    qe, ie = embed_split(params0, sample)
+    qe, ie = embed_lists(params0, sample)
     ssc, sbt = stack_scores(sample, session_scores(sample, qe, ie), cap)
     heads = fit_heads(ssc, sbt, heads)
     log(f"zrank fine-tune: {len(known)} impressions in {len(sessions)} lists ({len(train)} train, {len(val)} "
-        f"validation, {len({s.query for s in val})} validation queries); {unknown} of unknown items skipped")
+        f"validation, {len(val_queries)} validation queries); {unknown} of unknown items skipped")
 
     def validate(params, heads_):
-        qe, ie = embed_split(params, val)
+        qe, ie = embed_lists(params, val)
         scores = session_scores(val, qe, ie)
         h = {k: np.asarray(v) for k, v in heads_.items()}
         ev = evaluate(val, scores, h, truth)
-        vsc, vbt = stack_scores(val, scores, cap)
+        vsc, vbt = stack_scores(val, scores, val_cap)
         ev["losses"] = head_losses(vsc, vbt, heads_)
         return ev
 
     base_eval = validate(params0, heads) if val else None
     if base_eval is not None:
         # base_auc: raw cosine (AUC is rank-based; w > 0), base_ndcg10: ranking by cosine.
-        log(f"zrank fine-tune: base model on validation: NDCG@10 {base_eval['ndcg10']}, AUC {base_eval['auc']}")
+        log(f"zrank fine-tune: base model on validation: NDCG@10 {base_eval['ndcg10']}, AUC {base_eval['auc']}"
+            + (f", truth NDCG@10 {base_eval['truth_ndcg10']}" if truth is not None else ""))
 
     # Trainable / frozen split: embeddings and the bottom freeze_layers layers are not differentiated at all.
     def frozen_name(n):
@@ -348,7 +419,8 @@ def fine_tune(o: Options, log=print) -> Result:
 
     trainable = {n: v for n, v in params0.items() if not frozen_name(n)}
     frozen = {n: v for n, v in params0.items() if frozen_name(n)}
-    steps_per_epoch = math.ceil(len(train) / o.batch)
+    plans = [plan_epoch(train, o.batch, rng) for _ in range(o.epochs)]
+    steps_per_epoch = len(plans[0])
     total_steps = steps_per_epoch * o.epochs
     warm = max(1, int(round(o.warmup * total_steps)))
 
@@ -367,33 +439,36 @@ def fine_tune(o: Options, log=print) -> Result:
         }, labels))
     state = {"enc": trainable, "heads": heads}
     opt_state = tx.init(state)
+    cached = o.freeze_layers > 0
+    top = cfg.num_hidden_layers
 
-    def loss_fn(st, frozen_, bt, key):
+    def loss_fn(st, frozen_, qx_all, qm_all, ix_all, im_all, bt, key):
         p = {**frozen_, **st["enc"]}
         kq, kd = (jax.random.split(key) if o.dropout else (None, None))
+        qx, qm = qx_all[bt["qi"]], qm_all[bt["qi"]] * bt["q_valid"][:, None]
+        dx, dm = ix_all[bt["ui"]], im_all[bt["ui"]] * bt["u_valid"].astype(jnp.int32)[:, None]
         if cached:
-            top = cfg.num_hidden_layers
-            qe = M.pool(M.run_layers(p, bt["q_x"], bt["q_mask"], cfg, o.freeze_layers, top, kq), bt["q_mask"])
-            de = M.pool(M.run_layers(p, bt["d_x"], bt["d_mask"], cfg, o.freeze_layers, top, kd), bt["d_mask"])
+            qe = M.pool(M.run_layers(p, qx, qm, cfg, o.freeze_layers, top, kq), qm)
+            de = M.pool(M.run_layers(p, dx, dm, cfg, o.freeze_layers, top, kd), dm)
         else:
-            qe = M.encode(p, bt["q_x"], bt["q_mask"], cfg, kq)
-            de = M.encode(p, bt["d_x"], bt["d_mask"], cfg, kd)
-        S, C = bt["valid"].shape
-        s = jnp.einsum("sh,sch->sc", qe, de.reshape(S, C, -1))
+            qe = M.encode(p, qx, qm, cfg, kq)
+            de = M.encode(p, dx, dm, cfg, kd)
+        cos = qe @ de.T                                              # [S, U]
+        s = jnp.take_along_axis(cos, bt["slot"], axis=1)             # [S, C]
         l = losses_from_scores(s, st["heads"], bt)
-        l["inbatch"] = inbatch_loss(qe, de, bt, o.inbatch_scale) if o.inbatch_weight > 0 else jnp.float32(0)
-        total = (o.alpha * (l["pointwise"] + l["listwise"] + o.inbatch_weight * l["inbatch"])
-                 + o.beta * l["engagement"])
+        l["inbatch"] = (inbatch_loss(o.inbatch_scale * cos, o.inbatch_scale * s, bt) if o.inbatch_weight > 0
+                        else jnp.float32(0))
+        total = (o.alpha * (o.pointwise_weight * l["pointwise"] + o.listwise_weight * l["listwise"]
+                            + o.inbatch_weight * l["inbatch"]) + o.beta * l["engagement"])
         l["total"] = total
         return total, l
 
     @jax.jit
-    def train_step(st, ost, frozen_, bt, key):
-        (_, l), g = jax.value_and_grad(loss_fn, has_aux=True)(st, frozen_, bt, key)
+    def train_step(st, ost, frozen_, qx_all, qm_all, ix_all, im_all, bt, key):
+        (_, l), g = jax.value_and_grad(loss_fn, has_aux=True)(st, frozen_, qx_all, qm_all, ix_all, im_all, bt, key)
         u, ost = tx.update(g, ost, st)
         return optax.apply_updates(st, u), ost, l
 
-    batcher = Batcher(train, q_in, i_in, item_index, cap, o, cfg.max_position_embeddings, cfg.hidden_size, cached)
     n_train = sum(len(s.items) for s in train)
     root_key = jax.random.key(o.seed, impl="unsafe_rbg")  # fast dropout masks on CPU; deterministic per seed
 
@@ -412,26 +487,27 @@ def fine_tune(o: Options, log=print) -> Result:
     since_best = 0
     progress = Progress(n_train * o.epochs)
     epochs_run = 0.0
+    setup_seconds = time.monotonic() - t0
     try:
         for epoch in range(1, o.epochs + 1):
-            order = rng.permutation(len(train))
             sums, nb = {}, 0
             interrupted = False
-            for bi in range(steps_per_epoch):
+            for chunk_idx in plans[epoch - 1]:
                 if deadline is not None and time.monotonic() >= deadline:
                     interrupted = True
                     break
-                chunk = [train[i] for i in order[bi * o.batch:(bi + 1) * o.batch]]
-                bt = batcher.make(chunk)
+                bt = make_batch([train[i] for i in chunk_idx], o.batch, cap, q_index, i_index)
                 n = bt.pop("examples")
                 ts = time.monotonic()
-                state, opt_state, l = train_step(state, opt_state, frozen, bt, jax.random.fold_in(root_key, step))
+                state, opt_state, l = train_step(state, opt_state, frozen, q_store.train_x, q_store.train_mask,
+                                                 i_store.train_x, i_store.train_mask, bt,
+                                                 jax.random.fold_in(root_key, step))
                 l = {k: float(v) for k, v in l.items()}
                 if not math.isfinite(l["total"]):
                     raise FloatingPointError(f"the loss is not finite at step {step + 1} (try a lower --lr)")
                 dt = time.monotonic() - ts
                 train_seconds += dt
-                step_times.append((dt, n, bt["q_x"].shape[1], bt["d_x"].shape[1]))
+                step_times.append((dt, n, len(bt["ui"])))
                 step += 1
                 seen += n
                 nb += 1
@@ -448,6 +524,8 @@ def fine_tune(o: Options, log=print) -> Result:
                 entry["validation"] = ev
                 line = (f"zrank fine-tune: epoch {epoch}: train loss {entry['train']['total']:.4f}, validation "
                         f"NDCG@10 {ev['ndcg10']:.4f} (base {base_eval['ndcg10']:.4f}), AUC {ev['auc']:.4f}")
+                if truth is not None:
+                    line += f", truth NDCG@10 {ev['truth_ndcg10']:.4f} (base {base_eval['truth_ndcg10']:.4f})"
                 progress.write(line)
                 if best["ndcg10"] is None or (ev["ndcg10"] is not None and ev["ndcg10"] > best["ndcg10"]):
                     best.update(epoch=epoch, ndcg10=ev["ndcg10"], eval=ev)
@@ -477,16 +555,18 @@ def fine_tune(o: Options, log=print) -> Result:
         "best_epoch": best["epoch"],
         "stopped_reason": stopped,
         "seconds": round(seconds, 3),
+        "setup_seconds": round(setup_seconds, 3),
+        "frozen_bottom_seconds": round(store_seconds, 3),
         "train_seconds": round(train_seconds, 3),
         "examples_per_s": round(seen / train_seconds, 2) if train_seconds > 0 else None,
         "steps": step,
         # Steady state: the median step (XLA compiles one train step per distinct padded shape; those steps are slow).
-        "steady_examples_per_s": (round(float(np.median([n / t for t, n, _, _ in step_times])), 2)
+        "steady_examples_per_s": (round(float(np.median([n / t for t, n, _ in step_times])), 2)
                                   if step_times else None),
-        "compiled_shapes": len({(a, b) for _, _, a, b in step_times}),
+        "compiled_shapes": len({u for _, _, u in step_times}),
         "log": {"impressions": len(rows), "unknown_item_impressions": unknown, "lists": len(sessions),
                 "train_lists": len(train), "validation_lists": len(val), "dropped_by_list_cap": dropped,
-                "train_queries": len({s.query for s in train}), "validation_queries": len({s.query for s in val}),
+                "train_queries": len({s.query for s in train}), "validation_queries": len(val_queries),
                 "clicks": sum(r.clicked for r in known)},
         "history": history,
         "options": {k: v for k, v in asdict(o).items()},
@@ -499,8 +579,9 @@ def fine_tune(o: Options, log=print) -> Result:
              "impressions": sum(len(s.items) for s in val), "losses": e_["losses"], "base_losses": b_["losses"]}
         if truth is not None:
             v["truth_ndcg10"], v["base_truth_ndcg10"] = e_["truth_ndcg10"], b_["truth_ndcg10"]
+            v["truth_sessions"] = e_["truth_sessions"]
         report["validation"] = v
-    return Result(report, best["params"], best["heads"], base)
+    return Result(report, best["params"], best["heads"], base, sorted(val_queries))
 
 
 def heads_json(heads: dict) -> dict:
@@ -525,6 +606,9 @@ def write_result(r: Result, out: str):
             "report": r.report,
         }
         M.write_folder(r.base, r.params, tmp, extra)
+        # The held-out queries, one per line (zrank train-heads --validation-queries judges heads on the same ones).
+        with open(os.path.join(tmp, "validation_queries.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(q + "\n" for q in r.validation_queries))
         if os.path.isdir(out):
             os.rmdir(out)  # empty (checked before training)
         os.rename(tmp, out)
