@@ -48,9 +48,9 @@ def cli_env():
     return env
 
 
-def run_cli(*args, timeout=600):
+def run_cli(*args, timeout=600, env=None):
     return subprocess.run([sys.executable, "-m", "zrank_train", *map(str, args)], capture_output=True, text=True,
-                          env=cli_env(), timeout=timeout)
+                          env={**cli_env(), **(env or {})}, timeout=timeout)
 
 
 def write_jsonl(path, rows):

@@ -7,7 +7,8 @@ import pytest
 from conftest import CATALOG, run_cli, write_jsonl
 from safetensors import safe_open
 
-TIMING = {"seconds", "train_seconds", "examples_per_s", "steady_examples_per_s"}
+TIMING = {"seconds", "train_seconds", "examples_per_s", "steady_examples_per_s", "setup_seconds",
+          "frozen_bottom_seconds"}
 
 
 def strip_timing(report):

@@ -59,6 +59,81 @@ def _embed_parser(sub):
     p.add_argument("--max-length", type=int, default=128)
 
 
+def _evaluate_parser(sub):
+    p = sub.add_parser("evaluate", help="validation figures of a model folder or a zrank .zrm file")
+    p.add_argument("--model", required=True, help="a Hugging Face folder (fp32 forward) or a .zrm file (embedded "
+                                                  "by `$ZRANK embed`, default zrank on PATH or /tmp/zrank-bin/zrank)")
+    p.add_argument("--catalog", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--truth", default=None)
+    p.add_argument("--validation-queries", required=True, help="one query per line (fine-tune's "
+                                                               "validation_queries.txt)")
+    p.add_argument("--max-length", type=int, default=128)
+
+
+def zrank_binary() -> str:
+    import shutil as sh
+
+    for c in (os.environ.get("ZRANK"), sh.which("zrank"), "/tmp/zrank-bin/zrank"):
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    raise InputError("no zrank binary: set ZRANK, put zrank on PATH or build it")
+
+
+def zrank_embed(model: str, texts: list[str], max_length: int = 128):
+    """Embeddings of texts with a .zrm model via `zrank embed` (stdin {"id","text"}, stdout {"id","embedding"})."""
+    import subprocess
+
+    import numpy as np
+
+    inp = "".join(json.dumps({"id": str(n), "text": t}) + "\n" for n, t in enumerate(texts))
+    r = subprocess.run([zrank_binary(), "embed", "--model", model, "--max-length", str(max_length)], input=inp,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise InputError(f"zrank embed --model {model} failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+    vecs = {}
+    for line in r.stdout.splitlines():
+        if line.strip():
+            o = json.loads(line)
+            vecs[int(o["id"])] = o["embedding"]
+    if len(vecs) != len(texts):
+        raise InputError(f"zrank embed returned {len(vecs)} embeddings for {len(texts)} texts")
+    out = np.asarray([vecs[n] for n in range(len(texts))], np.float32)
+    return out
+
+
+def run_evaluate(a) -> int:
+    from . import data as D
+    from . import train as T
+
+    catalog = D.read_catalog(a.catalog)
+    known = [r for r in D.read_log(a.log) if r.item in catalog]
+    truth = D.read_truth(a.truth) if a.truth else None
+    vq = set(D.read_query_lines(a.validation_queries))
+    lists = [s for s in D.evaluation_lists(known) if s.query in vq]
+    if not lists:
+        raise InputError(f"{a.log}: no impression list of the {len(vq)} validation queries")
+    queries = sorted({s.query for s in lists})
+    items = sorted({i for s in lists for i in s.items})
+    texts = queries + [catalog[i] for i in items]
+    if a.model.endswith(".zrm"):
+        emb = zrank_embed(a.model, texts, a.max_length)
+    else:
+        from . import model as M
+
+        _setup_jax()
+        base = M.load_base(a.model)
+        tok = M.load_tokenizer(a.model, a.max_length)
+        emb = M.Encoder(base.config)(base.params(), M.tokenize(tok, texts))
+    qe = dict(zip(queries, emb[:len(queries)]))
+    ie = dict(zip(items, emb[len(queries):]))
+    ev = T.evaluate(lists, T.session_scores(lists, qe, ie), None, truth)
+    print(json.dumps({"truth_ndcg10": ev.get("truth_ndcg10"), "ndcg10": ev["ndcg10"], "auc": ev["auc"],
+                      "lists": ev["lists"], "truth_lists": ev.get("truth_sessions"),
+                      "ndcg_lists": ev["ndcg_sessions"], "model": a.model}))
+    return 0
+
+
 def run_fine_tune(a) -> int:
     from . import train as T
 
@@ -122,10 +197,11 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _fine_tune_parser(sub)
     _embed_parser(sub)
+    _evaluate_parser(sub)
     a = parser.parse_args(argv)
-    prog = "zrank fine-tune" if a.command == "fine-tune" else "zrank_train embed"
+    prog = "zrank fine-tune" if a.command == "fine-tune" else f"zrank_train {a.command}"
     try:
-        return run_fine_tune(a) if a.command == "fine-tune" else run_embed(a)
+        return {"fine-tune": run_fine_tune, "embed": run_embed, "evaluate": run_evaluate}[a.command](a)
     except InputError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
