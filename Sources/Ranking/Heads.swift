@@ -92,8 +92,11 @@ public struct RankingHeads: Codable, Sendable, Equatable {
     public var ctr: LinearHead
     /// nil: the log had no engagement data; the heads are CTR-only (beta 0).
     public var engagement: LinearHead?
-    public var alpha: Float = 1
-    public var beta: Float = 0.1
+    public var alpha: Float = RankingHeads.defaultWeights.alpha
+    public var beta: Float = RankingHeads.defaultWeights.beta
+
+    /// The default weights of the combined score (overridable per request).
+    public static let defaultWeights = (alpha: Float(1), beta: Float(0.1))
     /// The model the features were computed with (the embeddings must come from it).
     public var modelContentHash: String
     public var createdAt: String
@@ -110,7 +113,7 @@ public struct RankingHeads: Codable, Sendable, Equatable {
         self.std = std
         self.ctr = ctr
         self.engagement = engagement
-        self.beta = engagement == nil ? 0 : 0.1
+        self.beta = engagement == nil ? 0 : RankingHeads.defaultWeights.beta
         self.modelContentHash = modelContentHash
         self.createdAt = ISO8601DateFormatter().string(from: Date())
     }

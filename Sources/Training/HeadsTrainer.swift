@@ -101,7 +101,7 @@ public struct TrainingOptions: Sendable {
     public var l2Grid: [Double] = [0.001, 0.01, 0.1]
     /// The 384 interaction features' L2 strengths tried when `l2` is nil: each carries about 1/384 of the query-item
     /// signal, so the strength that suits a scalar feature pins them near zero.
-    public var interactionL2Grid: [Double] = [0.0001, 0.001, 0.01, 0.1]
+    public var interactionL2Grid: [Double] = [0.001, 0.01, 0.1, 1]
     /// The held-out queries, when given (e.g. the ones `zrank fine-tune` held out, so heads and the fine-tuned model
     /// are judged on the same queries): every impression of these queries is validation, every other one training.
     public var validationQueries: Set<String>?
@@ -180,21 +180,28 @@ public struct L2Choice: Codable, Sendable, Equatable {
         public var scalar: Double
         public var interaction: Double
         public var validationLoss: Double
+        /// The ranking figure the choice maximises (NDCG@10 of the validation clicks as served), when used.
+        public var validationRank: Double?
+        /// A fixed candidate's name ("cosine_only") instead of a fitted L2 pair.
+        public var candidate: String?
 
         enum CodingKeys: String, CodingKey {
-            case scalar, interaction
+            case scalar, interaction, candidate
             case validationLoss = "validation_loss"
+            case validationRank = "validation_ndcg10"
         }
     }
 
     public var scalar: Double
     public var interaction: Double
-    /// "fixed" (--l2 given) or "validation" (chosen from the grid).
+    /// "fixed" (--l2 given), "validation_ndcg10" or "validation_loss" (chosen on the validation split).
     public var chosenBy: String
+    /// Set when a fixed candidate won ("cosine_only": the heads rank by cosine, as nothing fitted ranked better).
+    public var candidate: String?
     public var trials: [Trial]
 
     enum CodingKeys: String, CodingKey {
-        case scalar, interaction, trials
+        case scalar, interaction, trials, candidate
         case chosenBy = "chosen_by"
     }
 }
@@ -348,35 +355,92 @@ public enum HeadsTrainer {
         }
         let labels = rows.map { $0.clicked ? 1.0 : 0.0 }
 
-        // CTR head: logistic regression, L2 fixed or chosen on the validation split.
+        // Training-only position indicators, one per logged position 2...slots+1 (deeper ones share the last; position
+        // 1 and unknown positions are the reference, the serving position): the heads learn the examination curve's
+        // own shape, instead of leaning on features that merely go with the logged rank (the word overlap of a
+        // lexical logged ranker, say). Served heads keep only the first `width` weights.
+        let slots = Self.positionSlots
+        let trainWidth = width + slots
+        var zt = [Float](repeating: 0, count: rows.count * trainWidth)
+        for n in rows.indices {
+            for f in 0..<width { zt[n * trainWidth + f] = z[n * width + f] }
+            if let p = rows[n].position, p >= 2 { zt[n * trainWidth + width + min(p, slots + 1) - 2] = 1 }
+        }
+        func positionTerm(_ w: [Double], _ n: Int) -> Double {
+            guard let p = rows[n].position, p >= 2 else { return 0 }
+            return w[width + min(p, slots + 1) - 2]
+        }
+
+        // CTR head: logistic regression, L2 fixed or chosen on the validation split by what the heads are for: the
+        // order of each validation session's items as served (NDCG@10 of its clicks). Cosine alone is a candidate
+        // too, so heads never rank the validation sessions worse than the encoder does by itself.
+        let validGroups = Dictionary(grouping: valid.indices, by: { sessionKey(rows[valid[$0]]) }).values.sorted { $0[0] < $1[0] }
+        let validClicks = valid.map { labels[$0] }
+        func servedNDCG(_ w: [Double]) -> Double {
+            let scores = valid.map { n in
+                (0..<width).reduce(0.0) { t, f in f == FeatureSet.positionBias ? t : t + w[f] * Double(zt[n * trainWidth + f]) }
+            }
+            return RankingMetrics.ndcg(groups: validGroups, score: scores, gain: validClicks)
+        }
+        let cosineOnly: [Double] = {
+            let c = fitOneFeature(train.map { Double(x[$0 * width + FeatureSet.cosine]) }, train.map { labels[$0] })
+            // (intercept, slope) on raw cosine, moved onto the standardised feature.
+            var w = [Double](repeating: 0, count: trainWidth + 1)
+            w[FeatureSet.cosine] = c.1 * Double(std[FeatureSet.cosine])
+            w[trainWidth] = c.0 + c.1 * Double(mean[FeatureSet.cosine])
+            return w
+        }()
         var ctrIterations = 0
         let (ctrWeights, ctrChoice) = fitChoosingL2(
-            z: z, width: width, train: train, valid: valid, target: labels, logistic: true, options: options,
+            z: zt, width: trainWidth, interactionEnd: width, train: train, valid: valid, target: labels, logistic: true,
+            options: options, candidates: [Candidate(name: "cosine_only", weights: cosineOnly)], rank: servedNDCG,
             iterations: &ctrIterations) { i, loss in
             progress(.fitting(head: "ctr", iteration: i, maxIterations: options.maxIterations, validationLoss: loss))
         }
         report.ctrIterations = ctrIterations
         report.ctrL2 = ctrChoice
-        let ctr = LinearHead(bias: Float(ctrWeights[width]), weights: ctrWeights[0..<width].map { Float($0) })
+        let ctr = LinearHead(bias: Float(ctrWeights[trainWidth]), weights: ctrWeights[0..<width].map { Float($0) })
 
         // Engagement head: linear regression on log(1 + dwell seconds) per impression (0 when not clicked), so the
         // prediction is the expected engagement of showing the item; clicks without a dwell time are left out.
         let engaged = rows.indices.filter { !rows[$0].clicked || rows[$0].dwellSeconds != nil }
         report.engagementRows = rows.filter { $0.clicked && $0.dwellSeconds != nil }.count
         var engagement: LinearHead?
+        var engagementPositions: [Double] = []
         let engagementTarget = rows.map { log1p($0.dwellSeconds ?? 0) }
         let engagedTrain = engaged.filter { !isValidation[$0] }
         let engagedValid = engaged.filter { isValidation[$0] }
         if report.engagementRows >= 20 {
+            // Chosen like the CTR head, by the order of the validation sessions, now of the combined score as served
+            // (alpha · P(click) + beta · E[engagement] with the default weights); a constant engagement head (the
+            // training mean) is a candidate, so the engagement term never makes that order worse than CTR alone.
+            let served = RankingHeads.defaultWeights
+            let ctrServed = valid.map { n in
+                1 / (1 + exp(-(0..<width).reduce(ctrWeights[trainWidth]) { t, f in
+                    f == FeatureSet.positionBias ? t : t + ctrWeights[f] * Double(zt[n * trainWidth + f])
+                }))
+            }
+            func combinedNDCG(_ w: [Double]) -> Double {
+                let scores = valid.indices.map { k in
+                    Double(served.alpha) * ctrServed[k] + Double(served.beta) * (0..<width).reduce(w[trainWidth]) { t, f in
+                        f == FeatureSet.positionBias ? t : t + w[f] * Double(zt[valid[k] * trainWidth + f])
+                    }
+                }
+                return RankingMetrics.ndcg(groups: validGroups, score: scores, gain: validClicks)
+            }
+            var constant = [Double](repeating: 0, count: trainWidth + 1)
+            constant[trainWidth] = engagedTrain.map { engagementTarget[$0] }.reduce(0, +) / Double(max(1, engagedTrain.count))
             var iterations = 0
             let (w, choice) = fitChoosingL2(
-                z: z, width: width, train: engagedTrain, valid: engagedValid, target: engagementTarget, logistic: false,
-                options: options, iterations: &iterations) { i, loss in
+                z: zt, width: trainWidth, interactionEnd: width, train: engagedTrain, valid: engagedValid,
+                target: engagementTarget, logistic: false, options: options,
+                candidates: [Candidate(name: "constant", weights: constant)], rank: combinedNDCG, iterations: &iterations) { i, loss in
                 progress(.fitting(head: "engagement", iteration: i, maxIterations: options.maxIterations, validationLoss: loss))
             }
             report.engagementIterations = iterations
             report.engagementL2 = choice
-            engagement = LinearHead(bias: Float(w[width]), weights: w[0..<width].map { Float($0) })
+            engagement = LinearHead(bias: Float(w[trainWidth]), weights: w[0..<width].map { Float($0) })
+            engagementPositions = w
         }
         var heads = RankingHeads(
             headsVersion: options.headsVersion, dimension: dim, mean: mean, std: std, ctr: ctr, engagement: engagement,
@@ -384,18 +448,19 @@ public enum HeadsTrainer {
 
         // Validation figures, as served: position set to the serving constant.
         let servingPosition = (FeatureSet.positionFeature(FeatureSet.servingPosition) - mean[FeatureSet.positionBias]) / std[FeatureSet.positionBias]
-        func predict(_ head: LinearHead, _ n: Int, serving: Bool) -> Double {
+        /// A head's output for impression n: as served (position 1), or as logged (with its position's terms).
+        func predict(_ head: LinearHead, _ n: Int, serving: Bool, positions: [Double] = []) -> Double {
             var t = Double(head.bias)
             for f in 0..<width {
                 let v = serving && f == FeatureSet.positionBias ? servingPosition : z[n * width + f]
                 t += Double(head.weights[f]) * Double(v)
             }
-            return t
+            return serving || positions.isEmpty ? t : t + positionTerm(positions, n)
         }
         func sigmoid(_ t: Double) -> Double { 1 / (1 + exp(-t)) }
         let validLabels = valid.map { rows[$0].clicked }
         // Log-loss of the logged clicks (with their positions); AUC as served (position constant), like cosine's.
-        report.ctrLogLoss = RankingMetrics.logLoss(valid.map { sigmoid(predict(ctr, $0, serving: false)) }, validLabels)
+        report.ctrLogLoss = RankingMetrics.logLoss(valid.map { sigmoid(predict(ctr, $0, serving: false, positions: ctrWeights)) }, validLabels)
         report.ctrAUC = RankingMetrics.auc(valid.map { predict(ctr, $0, serving: true) }, validLabels)
         let cosine = valid.map { Double(x[$0 * width + FeatureSet.cosine]) }
         report.baselineAUC = RankingMetrics.auc(cosine, validLabels)
@@ -404,7 +469,8 @@ public enum HeadsTrainer {
         report.baselineLogLoss = RankingMetrics.logLoss(cosine.map { sigmoid(c.0 + c.1 * $0) }, validLabels)
         if let engagement, !engagedValid.isEmpty {
             let truth = engagedValid.map { engagementTarget[$0] }
-            report.engagementRMSE = RankingMetrics.rmse(engagedValid.map { predict(engagement, $0, serving: false) }, truth)
+            report.engagementRMSE = RankingMetrics.rmse(
+                engagedValid.map { predict(engagement, $0, serving: false, positions: engagementPositions) }, truth)
             let trainMean = engagedTrain.map { engagementTarget[$0] }.reduce(0, +) / Double(engagedTrain.count)
             report.baselineEngagementRMSE = RankingMetrics.rmse(truth.map { _ in trainMean }, truth)
         }
@@ -442,30 +508,57 @@ public enum HeadsTrainer {
         return Result(heads: heads, report: report, validation: validation)
     }
 
-    /// L-BFGS on mean log-loss (logistic) or mean squared error, plus l2/2·|w|² (bias excluded); keeps the weights
-    /// with the best validation loss and stops after `patience` iterations without improvement.
-    /// - Returns: width weights then the bias.
+    /// Logged positions with an indicator of their own in training (deeper ones share the last).
+    static let positionSlots = 19
+
+    /// A candidate the grid search may also keep: fixed weights (e.g. cosine alone).
+    struct Candidate {
+        var name: String
+        var weights: [Double]
+    }
+
+    /// `fit` for each L2 pair of the grid (or the fixed one), plus fixed candidates; keeps the best on the validation
+    /// split: the highest `rank` (e.g. NDCG@10 of the clicks as served) when given, else the lowest validation loss
+    /// (ties: the lower loss). Columns: scalar features, then the interaction block up to `interactionEnd`, then
+    /// training-only columns (regularised like the scalar features).
     static func fitChoosingL2(
-        z: [Float], width: Int, train: [Int], valid: [Int], target: [Double], logistic: Bool, options: TrainingOptions,
+        z: [Float], width: Int, interactionEnd: Int, train: [Int], valid: [Int], target: [Double], logistic: Bool,
+        options: TrainingOptions, candidates: [Candidate] = [], rank: (([Double]) -> Double)? = nil,
         iterations: inout Int, report: (Int, Double) -> Void
     ) -> ([Double], L2Choice) {
         let pairs: [(Double, Double)] = options.l2.map { [($0, $0)] }
             ?? options.l2Grid.flatMap { s in options.interactionL2Grid.map { (s, $0) } }
-        var best: (weights: [Double], loss: Double, iterations: Int, pair: (Double, Double))?
+        var best: (weights: [Double], trial: L2Choice.Trial, iterations: Int)?
         var trials: [L2Choice.Trial] = []
+        func consider(_ w: [Double], _ trial: L2Choice.Trial, _ n: Int) {
+            trials.append(trial)
+            guard let b = best else { best = (w, trial, n); return }
+            let better = (trial.validationRank ?? 0) > (b.trial.validationRank ?? 0) + 1e-12
+                || (abs((trial.validationRank ?? 0) - (b.trial.validationRank ?? 0)) <= 1e-12 && trial.validationLoss < b.trial.validationLoss - 1e-12)
+            if better { best = (w, trial, n) }
+        }
+        let scoreSet = valid.isEmpty ? train : valid
         for (scalar, interaction) in pairs {
             var n = 0
             let w = fit(
-                z: z, width: width, train: train, valid: valid, target: target, logistic: logistic, l2: scalar,
-                interactionL2: interaction, options: options, iterations: &n, report: report)
+                z: z, width: width, interactionEnd: interactionEnd, train: train, valid: valid, target: target,
+                logistic: logistic, l2: scalar, interactionL2: interaction, options: options, iterations: &n, report: report)
             // The loss of the weights kept (early stopping keeps the best iteration).
-            let v = unpenalisedLoss(w, z: z, width: width, set: valid.isEmpty ? train : valid, target: target, logistic: logistic)
-            trials.append(L2Choice.Trial(scalar: scalar, interaction: interaction, validationLoss: v))
-            if best == nil || v < best!.loss - 1e-12 { best = (w, v, n, (scalar, interaction)) }
+            let loss = unpenalisedLoss(w, z: z, width: width, set: scoreSet, target: target, logistic: logistic)
+            consider(w, L2Choice.Trial(scalar: scalar, interaction: interaction, validationLoss: loss, validationRank: rank?(w)), n)
+        }
+        if options.l2 == nil {
+            for c in candidates {
+                let loss = unpenalisedLoss(c.weights, z: z, width: width, set: scoreSet, target: target, logistic: logistic)
+                consider(c.weights, L2Choice.Trial(
+                    scalar: 0, interaction: 0, validationLoss: loss, validationRank: rank?(c.weights), candidate: c.name), 0)
+            }
         }
         iterations = best!.iterations
         return (best!.weights, L2Choice(
-            scalar: best!.pair.0, interaction: best!.pair.1, chosenBy: options.l2 == nil ? "validation" : "fixed", trials: trials))
+            scalar: best!.trial.scalar, interaction: best!.trial.interaction,
+            chosenBy: options.l2 == nil ? (rank == nil ? "validation_loss" : "validation_ndcg10") : "fixed",
+            candidate: best!.trial.candidate, trials: trials))
     }
 
     /// Mean log-loss or half mean squared error of weights on a set.
@@ -484,12 +577,16 @@ public enum HeadsTrainer {
         return total / Double(max(1, set.count))
     }
 
+    /// L-BFGS on mean log-loss (logistic) or mean squared error, plus l2/2·|w|² (bias excluded); keeps the weights
+    /// with the best validation loss and stops after `patience` iterations without improvement.
+    /// - Returns: width weights then the bias.
+
     static func fit(
-        z: [Float], width: Int, train: [Int], valid: [Int], target: [Double], logistic: Bool, l2: Double,
+        z: [Float], width: Int, interactionEnd: Int, train: [Int], valid: [Int], target: [Double], logistic: Bool, l2: Double,
         interactionL2: Double, options: TrainingOptions, iterations: inout Int, report: (Int, Double) -> Void
     ) -> [Double] {
-        // The scalar features come first, then the interaction block.
-        func strength(_ f: Int) -> Double { f < FeatureSet.scalarCount ? l2 : interactionL2 }
+        // The scalar features come first, then the interaction block, then training-only columns.
+        func strength(_ f: Int) -> Double { f >= FeatureSet.scalarCount && f < interactionEnd ? interactionL2 : l2 }
         func loss(_ w: [Double], _ set: [Int], gradient: Bool) -> (Double, [Double]) {
             var total = 0.0
             var g = [Double](repeating: 0, count: gradient ? width + 1 : 0)

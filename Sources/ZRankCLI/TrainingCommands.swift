@@ -157,8 +157,12 @@ extension ZRank {
             print(String(format: "NDCG@10       %.4f   (cosine only %.4f)", r.ndcg10, r.baselineNDCG10))
             for (head, choice) in [("CTR", r.ctrL2), ("engagement", r.engagementL2)] {
                 guard let choice else { continue }
-                print(String(format: "%@ head L2: scalar features %g, interaction features %g (%@ of %d tried)",
-                             head, choice.scalar, choice.interaction, choice.chosenBy == "fixed" ? "fixed, 1" : "validation loss, best", choice.trials.count))
+                let how = choice.chosenBy == "fixed" ? "fixed by --l2" : "best \(choice.chosenBy.replacingOccurrences(of: "_", with: " ")) of \(choice.trials.count) tried"
+                if let candidate = choice.candidate {
+                    print("\(head) head: \(candidate) (\(how); no fitted L2 pair ranked the validation sessions better)")
+                } else {
+                    print(String(format: "%@ head L2: scalar features %g, interaction features %g (%@)", head, choice.scalar, choice.interaction, how))
+                }
             }
             for (name, s) in (r.segments ?? [:]).sorted(by: { $0.key < $1.key }) {
                 print(String(

@@ -44,6 +44,8 @@ final class HeadsTrainingTests: XCTestCase {
             .write(to: log, options: sim)
         var options = TrainingOptions()
         options.seed = 7
+        // One fixed regulariser, so the two runs differ only in the personal features (the L2 grid is tested below).
+        options.l2 = 0.1
         let personal = try HeadsTrainer.train(model: f.model, index: f.index, log: log, options: options)
         options.usePersonal = false
         let plain = try HeadsTrainer.train(model: f.model, index: f.index, log: log, options: options)
@@ -86,6 +88,35 @@ final class HeadsTrainingTests: XCTestCase {
         let outcome = try ranker.rank(RankQuery(query: "accent chair", topK: 5, explain: true))
         XCTAssertEqual(outcome.items.count, 5)
         XCTAssertNotNil(outcome.items.first?.heads)
+    }
+
+    /// Without --l2 the strengths are chosen per head on the validation split: every grid pair and the cosine-only
+    /// candidate are reported, and the chosen heads rank the validation sessions' clicks at least as well as cosine.
+    func testL2Grid_isReported_andChosenHeadsRankAtLeastAsWellAsCosine() throws {
+        let f = try fixture()
+        let log = f.dir.appendingPathComponent("grid-log.jsonl").path
+        var sim = LogSimulator.Options()
+        sim.sessions = 1500
+        sim.seed = 11
+        try LogSimulator(catalog: f.catalog, queries: TestPaths.packageRoot.appendingPathComponent("bench/data/wands/query.csv").path)
+            .write(to: log, options: sim)
+        var options = TrainingOptions()
+        options.seed = 11
+        let r = try HeadsTrainer.train(model: f.model, index: f.index, log: log, options: options).report
+        let choice = try XCTUnwrap(r.ctrL2)
+        XCTAssertEqual(choice.chosenBy, "validation_ndcg10")
+        XCTAssertEqual(choice.trials.count, options.l2Grid.count * options.interactionL2Grid.count + 1)
+        XCTAssertEqual(choice.trials.last?.candidate, "cosine_only")
+        let best = choice.trials.compactMap(\.validationRank).max()!
+        let chosen = try XCTUnwrap(choice.trials.first {
+            $0.candidate == choice.candidate && $0.scalar == choice.scalar && $0.interaction == choice.interaction
+        })
+        XCTAssertEqual(chosen.validationRank, best, "the chosen pair is the best on validation")
+        XCTAssertGreaterThanOrEqual(best, try XCTUnwrap(choice.trials.last?.validationRank), "no worse than cosine alone")
+        // The combined score as served ranks the validation clicks at least as well as cosine.
+        XCTAssertGreaterThanOrEqual(r.ndcg10, r.baselineNDCG10 - 1e-9, "heads rank validation clicks at least as well as cosine")
+        XCTAssertEqual(try XCTUnwrap(r.engagementL2).chosenBy, "validation_ndcg10")
+        XCTAssertEqual(try XCTUnwrap(r.engagementL2).trials.last?.candidate, "constant")
     }
 
     /// A log without dwell times trains CTR-only heads (beta 0) that still serve.
