@@ -44,6 +44,25 @@ public final class PoolFixture: @unchecked Sendable {
     }
 
     /// A free-looking tcp port on 127.0.0.1.
+    /// The built `zrankctl`.
+    public var zrankctl: String { TestPaths.productsDirectory.appendingPathComponent("zrankctl").path }
+
+    /// `zrankctl status --json` against an admin endpoint, parsed (nil: no answer or not JSON).
+    public func adminStatus(_ admin: String) -> [String: Any]? {
+        guard let r = try? RealModel.run(zrankctl, ["status", "--admin", admin, "--json"]), r.status == 0 else { return nil }
+        return (try? JSONSerialization.jsonObject(with: Data(r.output.utf8))) as? [String: Any]
+    }
+
+    /// Polls `adminStatus` every 0.2 s until `condition` holds; returns that status (nil when it never held).
+    public func waitForStatus(_ admin: String, seconds: Double, _ condition: ([String: Any]) -> Bool) -> [String: Any]? {
+        let start = Date()
+        while Date().timeIntervalSince(start) < seconds {
+            if let s = adminStatus(admin), condition(s) { return s }
+            usleep(200_000)
+        }
+        return nil
+    }
+
     public func tcpEndpoint() -> String { "tcp://127.0.0.1:\(Int.random(in: 20_000...60_000))" }
 }
 

@@ -8,15 +8,10 @@ import _TestSupport
 /// changed, and `zrank query` answered by the new version. Also: a worker refuses an index built by another model.
 final class FineTuneRolloutTests: XCTestCase {
     private var fixture: PoolFixture { PoolFixture.shared }
-    private var zrankctl: String { TestPaths.productsDirectory.appendingPathComponent("zrankctl").path }
+    private var zrankctl: String { fixture.zrankctl }
     private var bench: String { TestPaths.productsDirectory.appendingPathComponent("zrank-bench").path }
 
     private func zrank(_ args: [String]) throws -> (status: Int32, output: String) { try RealModel.run(fixture.zrank, args) }
-
-    private func status(_ admin: String) -> [String: Any]? {
-        guard let r = try? RealModel.run(zrankctl, ["status", "--admin", admin, "--json"]), r.status == 0 else { return nil }
-        return (try? JSONSerialization.jsonObject(with: Data(r.output.utf8))) as? [String: Any]
-    }
 
     private func checkpoint() throws -> URL {
         do {
@@ -98,7 +93,7 @@ final class FineTuneRolloutTests: XCTestCase {
         var state = ""
         var overlaps: [Double] = []
         while Date().timeIntervalSince(start) < 40 && state != "done" && state != "rolled_back" {
-            let s = status(admin)
+            let s = fixture.adminStatus(admin)
             state = (s?["rollout"] as? [String: Any])?["state"] as? String ?? ""
             if let shadow = s?["shadow"] as? [String: Any], let o = shadow["top10_overlap"] as? Double,
                 (shadow["requests"] as? Int ?? 0) >= 10

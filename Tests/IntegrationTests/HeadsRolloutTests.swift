@@ -7,15 +7,10 @@ import _TestSupport
 /// index with the heads, roll it out under load with no failed request, and read explanations from `zrank query`.
 final class HeadsRolloutTests: XCTestCase {
     private var fixture: PoolFixture { PoolFixture.shared }
-    private var zrankctl: String { TestPaths.productsDirectory.appendingPathComponent("zrankctl").path }
+    private var zrankctl: String { fixture.zrankctl }
     private var bench: String { TestPaths.productsDirectory.appendingPathComponent("zrank-bench").path }
 
     private func zrank(_ args: [String]) throws -> (status: Int32, output: String) { try RealModel.run(fixture.zrank, args) }
-
-    private func status(_ admin: String) -> [String: Any]? {
-        guard let r = try? RealModel.run(zrankctl, ["status", "--admin", admin, "--json"]), r.status == 0 else { return nil }
-        return (try? JSONSerialization.jsonObject(with: Data(r.output.utf8))) as? [String: Any]
-    }
 
     func testTrainRegisterRollOut_thenExplain() throws {
         let dir = fixture.directory.appendingPathComponent("heads-e2e-\(UUID().uuidString)")
@@ -76,7 +71,7 @@ final class HeadsRolloutTests: XCTestCase {
         let start = Date()
         var state = ""
         while Date().timeIntervalSince(start) < 30 && state != "done" {
-            state = (status(admin)?["rollout"] as? [String: Any])?["state"] as? String ?? ""
+            state = (fixture.adminStatus(admin)?["rollout"] as? [String: Any])?["state"] as? String ?? ""
             usleep(200_000)
         }
         XCTAssertEqual(state, "done", pool.output)

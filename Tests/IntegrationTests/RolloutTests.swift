@@ -13,7 +13,7 @@ import Glibc
 /// (failing, slow) that roll back by themselves.
 final class RolloutTests: XCTestCase {
     private var fixture: PoolFixture { PoolFixture.shared }
-    private var zrankctl: String { TestPaths.productsDirectory.appendingPathComponent("zrankctl").path }
+    private var zrankctl: String { fixture.zrankctl }
     private var bench: String { TestPaths.productsDirectory.appendingPathComponent("zrank-bench").path }
 
     /// A registry holding the fixture model as tiny-v1 and tiny-v2.
@@ -28,22 +28,7 @@ final class RolloutTests: XCTestCase {
         return registry
     }
 
-    private func status(_ admin: String) -> [String: Any]? {
-        guard let r = try? RealModel.run(zrankctl, ["status", "--admin", admin, "--json"]), r.status == 0 else { return nil }
-        return (try? JSONSerialization.jsonObject(with: Data(r.output.utf8))) as? [String: Any]
-    }
-
     private func rollout(_ s: [String: Any]?) -> [String: Any] { s?["rollout"] as? [String: Any] ?? [:] }
-
-    /// Polls status until `condition` holds; returns the last status (nil when it never held).
-    private func waitFor(_ admin: String, seconds: Double, _ condition: ([String: Any]) -> Bool) -> [String: Any]? {
-        let start = Date()
-        while Date().timeIntervalSince(start) < seconds {
-            if let s = status(admin), condition(s) { return s }
-            usleep(200_000)
-        }
-        return nil
-    }
 
     private func readyWorkers(_ s: [String: Any]) -> [[String: Any]] {
         (s["workers"] as? [[String: Any]] ?? []).filter { $0["state"] as? String == "ready" }
@@ -83,7 +68,7 @@ final class RolloutTests: XCTestCase {
             "--metrics", "127.0.0.1:\(metricsPort)",
         ])
         XCTAssertTrue(try pool.waitUntilServing(endpoint), pool.output)
-        XCTAssertNotNil(waitFor(admin, seconds: 20) { self.readyWorkers($0).count == 2 }, pool.output)
+        XCTAssertNotNil(fixture.waitForStatus(admin, seconds: 20) { self.readyWorkers($0).count == 2 }, pool.output)
 
         let out = fixture.directory.appendingPathComponent("rollout-\(UUID().uuidString).json").path
         let load = try startBench(endpoint, rate: 100, seconds: 28, json: out)
@@ -100,7 +85,7 @@ final class RolloutTests: XCTestCase {
         XCTAssertTrue(r.output.contains("is running"), r.output)
 
         // Shadow: the same model under another name agrees exactly with the live version.
-        let shadowed = waitFor(admin, seconds: 15) { s in
+        let shadowed = fixture.waitForStatus(admin, seconds: 15) { s in
             (s["shadow"] as? [String: Any])?["requests"] as? Int ?? 0 >= 20
         }
         let shadow = try XCTUnwrap(shadowed?["shadow"] as? [String: Any], pool.output)
@@ -109,14 +94,14 @@ final class RolloutTests: XCTestCase {
         XCTAssertEqual(shadow["rank_correlation"] as? Double ?? 0, 1, accuracy: 1e-9)
 
         // Mid-rollout, the coordinator dies; the supervisor restarts it and it resumes from rollout.json.
-        let step = waitFor(admin, seconds: 20) { self.rollout($0)["stage"] as? String == "canary" }
+        let step = fixture.waitForStatus(admin, seconds: 20) { self.rollout($0)["stage"] as? String == "canary" }
         XCTAssertNotNil(step, pool.output)
         let coordinator = try XCTUnwrap(pool.childPIDs().first { ZRankProcess.commandLine($0).contains(" coordinator ") })
         kill(coordinator, SIGKILL)
         usleep(300_000)
-        XCTAssertNotNil(waitFor(admin, seconds: 10) { self.rollout($0)["state"] as? String == "running" }, "resumed: \(pool.output)")
+        XCTAssertNotNil(fixture.waitForStatus(admin, seconds: 10) { self.rollout($0)["state"] as? String == "running" }, "resumed: \(pool.output)")
 
-        let done = waitFor(admin, seconds: 40) { self.rollout($0)["state"] as? String == "done" }
+        let done = fixture.waitForStatus(admin, seconds: 40) { self.rollout($0)["state"] as? String == "done" }
         let final = try XCTUnwrap(done, "rollout did not finish: \(pool.output)")
         XCTAssertEqual(rollout(final)["target"] as? String, "tiny-v2")
         XCTAssertEqual(Set((final["workers"] as? [[String: Any]] ?? []).compactMap { $0["version"] as? String }), ["tiny-v2"])
@@ -132,7 +117,7 @@ final class RolloutTests: XCTestCase {
         var sawV1 = false
         var back = false
         while Date().timeIntervalSince(restartStart) < 15 && !back {
-            if let s = status(admin) {
+            if let s = fixture.adminStatus(admin) {
                 let workers = s["workers"] as? [[String: Any]] ?? []
                 sawV1 = sawV1 || workers.contains { $0["version"] as? String == "tiny-v1" }
                 back = Date().timeIntervalSince(restartStart) > 4 && readyWorkers(s).count == 2
@@ -175,7 +160,7 @@ final class RolloutTests: XCTestCase {
         XCTAssertEqual(saved["stable"] as? String, "tiny-v2")
         let again = try ZRankProcess(["serve", "--registry", registry, "--version", "tiny-v1", "--workers", "1", "--bind", endpoint, "--admin", admin])
         XCTAssertTrue(try again.waitUntilServing(endpoint), again.output)
-        let s = try XCTUnwrap(waitFor(admin, seconds: 10) { self.readyWorkers($0).count == 1 })
+        let s = try XCTUnwrap(fixture.waitForStatus(admin, seconds: 10) { self.readyWorkers($0).count == 1 })
         XCTAssertEqual(readyWorkers(s).first?["version"] as? String, "tiny-v2")
         XCTAssertNotNil(again.terminate(within: 8))
     }
@@ -194,7 +179,7 @@ final class RolloutTests: XCTestCase {
                 ["serve", "--registry", registry, "--version", "tiny-v1", "--workers", "2", "--bind", endpoint, "--admin", admin],
                 environment: faults.merging(["ZRANK_FAULT_VERSION": "tiny-v2"]) { $1 })
             XCTAssertTrue(try pool.waitUntilServing(endpoint), pool.output)
-            XCTAssertNotNil(waitFor(admin, seconds: 20) { self.readyWorkers($0).count == 2 }, pool.output)
+            XCTAssertNotNil(fixture.waitForStatus(admin, seconds: 20) { self.readyWorkers($0).count == 2 }, pool.output)
             let out = fixture.directory.appendingPathComponent("bad-\(UUID().uuidString).json").path
             let load = try startBench(endpoint, rate: 80, seconds: 14, json: out)
             sleep(2)
@@ -202,7 +187,7 @@ final class RolloutTests: XCTestCase {
                 "rollout", "tiny-v2", "--admin", admin, "--canary", "50%", "--interval", "30s", "--min-requests", "40",
             ])
             XCTAssertEqual(r.status, 0, r.output)
-            let back = waitFor(admin, seconds: 25) { self.rollout($0)["state"] as? String == "rolled_back" }
+            let back = fixture.waitForStatus(admin, seconds: 25) { self.rollout($0)["state"] as? String == "rolled_back" }
             let s = try XCTUnwrap(back, "no rollback for \(faults): \(pool.output)")
             let reason = rollout(s)["reason"] as? String ?? ""
             XCTAssertTrue(reason.contains(expected), "\(faults): \(reason)")
@@ -210,7 +195,7 @@ final class RolloutTests: XCTestCase {
             let human = try RealModel.run(zrankctl, ["--admin", admin, "status"])
             XCTAssertTrue(human.output.contains("rollout: rolled_back") && human.output.contains(expected), human.output)
             XCTAssertNotNil(
-                waitFor(admin, seconds: 20) { s in
+                fixture.waitForStatus(admin, seconds: 20) { s in
                     let w = self.readyWorkers(s)
                     return w.count == 2 && w.allSatisfy { $0["version"] as? String == "tiny-v1" }
                 }, "workers back on v1: \(pool.output)")
