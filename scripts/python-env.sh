@@ -16,6 +16,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want $client" ]; then
   "$venv/bin/python" -m pip install --disable-pip-version-check -q $want >&2
   # Not editable: the tests import the installed copy, as a user's program would.
   "$venv/bin/python" -m pip install --disable-pip-version-check -q --force-reinstall --no-deps ./proto/python >&2
+  rm -rf proto/python/build proto/python/*.egg-info
   "$venv/bin/python" -m pip check >&2
   echo "$want $client" > "$stamp"
 fi
