@@ -29,18 +29,19 @@ def _fine_tune_parser(sub):
                                                 '"dwell_s"?}')
     p.add_argument("--out", required=True, help="folder to write (absent or empty)")
     p.add_argument("--validation", type=float, default=0.2, help="share of queries held out (default 0.2)")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch", type=int, default=16, help="impression lists (query sessions) per step")
-    p.add_argument("--lr", type=float, default=2e-5, help="encoder learning rate (AdamW)")
+    p.add_argument("--lr", type=float, default=3e-4, help="encoder learning rate (AdamW, default 3e-4)")
     p.add_argument("--head-lr", type=float, default=1e-3, help="heads' learning rate after their warm start")
     p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--freeze-layers", type=int, default=0, help="freeze the embeddings and the bottom N layers")
+    p.add_argument("--freeze-layers", type=int, default=5, help="freeze the embeddings and the bottom N layers "
+                   "(default 5: only the top layer trains)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after M minutes (best so far)")
     p.add_argument("--json", default=None, help="write the report here")
     p.add_argument("--truth", default=None, help='JSON lines {"query", "item", "grade"}: graded validation NDCG')
     p.add_argument("--list-cap", type=int, default=20, help="items per impression list (top positions kept)")
-    p.add_argument("--item-tokens", type=int, default=64, help="item text truncation in tokens")
+    p.add_argument("--item-tokens", type=int, default=40, help="item tokens a training step reads (default 40)")
     p.add_argument("--alpha", type=float, default=1.0, help="weight of the click losses")
     p.add_argument("--beta", type=float, default=0.1, help="weight of the engagement loss")
     p.add_argument("--inbatch-weight", type=float, default=0.1, help="weight of the in-batch negatives loss")
@@ -48,7 +49,8 @@ def _fine_tune_parser(sub):
     p.add_argument("--listwise-weight", type=float, default=1.0, help="weight of the listwise click loss")
     p.add_argument("--warmup", type=float, default=0.1, help="share of the steps with a linear lr warmup")
     p.add_argument("--patience", type=int, default=2, help="epochs without validation gain before stopping")
-    p.add_argument("--no-dropout", action="store_true", help="train without dropout")
+    p.add_argument("--dropout", action="store_true", help="train with dropout 0.1 (default off)")
+    p.add_argument("--no-dropout", action="store_true", help="train without dropout (the default)")
 
 
 def _embed_parser(sub):
@@ -151,7 +153,7 @@ def run_fine_tune(a) -> int:
                   freeze_layers=a.freeze_layers, seed=a.seed, max_minutes=a.max_minutes, json=a.json, truth=a.truth,
                   list_cap=a.list_cap, item_tokens=a.item_tokens, alpha=a.alpha, beta=a.beta,
                   inbatch_weight=a.inbatch_weight, pointwise_weight=a.pointwise_weight,
-                  listwise_weight=a.listwise_weight, warmup=a.warmup, patience=a.patience, dropout=not a.no_dropout)
+                  listwise_weight=a.listwise_weight, warmup=a.warmup, patience=a.patience, dropout=a.dropout and not a.no_dropout)
     _setup_jax()
     r = T.fine_tune(o, log=lambda s: print(s, file=sys.stderr, flush=True))
     T.write_result(r, a.out)

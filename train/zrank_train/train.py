@@ -34,19 +34,19 @@ class Options:
     log: str
     out: str
     validation: float = 0.2
-    epochs: int = 3
+    epochs: int = 1
     batch: int = 16
-    lr: float = 2e-5
+    lr: float = 3e-4
     head_lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
-    freeze_layers: int = 0
+    freeze_layers: int = 5
     seed: int = 0
     max_minutes: float | None = None
     json: str | None = None
     truth: str | None = None
     list_cap: int = 20
-    item_tokens: int = 64
+    item_tokens: int = 40
     query_tokens: int = 128
     alpha: float = 1.0
     beta: float = 0.1
@@ -55,7 +55,7 @@ class Options:
     listwise_weight: float = 1.0
     inbatch_scale: float = 20.0
     patience: int = 2
-    dropout: bool = True
+    dropout: bool = False
 
 
 @dataclass
@@ -128,6 +128,7 @@ class Store:
         n = len(seqs)
         self.length = M.bucket(max(len(t) for t in seqs), 8)
         mask = np.zeros((n, self.length), np.int32)
+        self.lengths = np.asarray([len(t) for t in seqs], np.int32)
         for r, t in enumerate(seqs):
             mask[r, :len(t)] = 1
         if freeze > 0:
@@ -219,7 +220,7 @@ class Embedder:
     shape per store)."""
 
     def __init__(self, cfg, freeze: int, rows: int = 128):
-        self.rows = rows
+        self.rows, self.width = rows, cfg.hidden_size
         top = cfg.num_hidden_layers
         if freeze > 0:
             self._f = jax.jit(lambda p, x, m: M.pool(M.run_layers(p, x, m, cfg, freeze, top), m))
@@ -227,15 +228,19 @@ class Embedder:
             self._f = jax.jit(lambda p, x, m: M.encode(p, x, m, cfg))
 
     def __call__(self, params, store: Store, idx) -> np.ndarray:
+        """Rows sorted by length, in chunks padded to lengths of multiples of 16 (few shapes, little padding)."""
         idx = np.asarray(idx, np.int32)
-        out = []
+        lens = store.lengths[idx]
+        order = np.argsort(lens, kind="stable")
+        out = np.zeros((len(idx), self.width), np.float32)
         for k in range(0, len(idx), self.rows):
-            part = idx[k:k + self.rows]
+            part = order[k:k + self.rows]
             pad = np.zeros((self.rows,), np.int32)
-            pad[:len(part)] = part
-            e = self._f(params, store.x[pad], store.mask[pad])
-            out.append(np.asarray(e)[:len(part)])
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+            pad[:len(part)] = idx[part]
+            L = M.bucket(int(lens[part].max()), 16, store.length)
+            e = self._f(params, store.x[pad, :L], store.mask[pad, :L])
+            out[part] = np.asarray(e)[:len(part)]
+        return out
 
 
 def session_scores(sessions, qemb, iemb):
