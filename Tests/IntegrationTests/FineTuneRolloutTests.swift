@@ -75,6 +75,12 @@ final class FineTuneRolloutTests: XCTestCase {
                        "--log", path("log.jsonl"), "--out", path("heads.json"), "--validation-queries", path("ft/validation_queries.txt"),
                        "--truth", path("truth.jsonl"), "--json"])
         XCTAssertEqual(r.status, 0, r.output)
+        let heads = try JSONSerialization.jsonObject(with: Data(r.output[r.output.firstIndex(of: "{")!...].utf8)) as! [String: Any]
+        let graded = try XCTUnwrap((heads["segments"] as? [String: Any])?["truth_graded"] as? [String: Double], "\(heads)")
+        print(String(format: "FineTuneRolloutTests: held-out truth NDCG@10 fine-tuned %.4f, + heads %.4f; clicks %.4f, + heads %.4f",
+                     graded["cosine_ndcg10"]!, graded["ndcg10"]!, heads["cosine_ndcg10"] as! Double, heads["ndcg10"] as! Double))
+        XCTAssertGreaterThanOrEqual(heads["ndcg10"] as! Double, heads["cosine_ndcg10"] as! Double, "heads rank the held-out clicks at least as well")
+        XCTAssertGreaterThan(graded["ndcg10"]!, graded["cosine_ndcg10"]! - 0.01, "heads do no harm to the fine-tuned ranking beyond noise")
         r = try zrank(["registry", "add", "--registry", registry, "--version", "ft-v3", "--from", "ft-v2", "--heads", path("heads.json")])
         XCTAssertEqual(r.status, 0, r.output)
 
