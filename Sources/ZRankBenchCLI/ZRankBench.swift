@@ -99,6 +99,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Most sweep steps run (repeats included).")
     var sweepMaxSteps: Int = 20
 
+    @Option(name: .long, help: "A sweep step lasts at least long enough for this many requests (at low rates a p99 of a few hundred requests is one outlier).")
+    var sweepMinRequests: Int = 1000
+
     @Option(name: .long, help: "Stop the sweep at this rate.")
     var sweepMaxRate: Double = 100_000
 
@@ -131,6 +134,7 @@ struct BenchCommand: ParsableCommand {
         guard sweepFactor > 1 else { throw ValidationError("--sweep-factor must be above 1") }
         guard sweepTolerance > 0 && sweepTolerance < 1 else { throw ValidationError("--sweep-tolerance must be between 0 and 1") }
         guard sweepMaxSteps >= 1 else { throw ValidationError("--sweep-max-steps must be at least 1") }
+        guard sweepMinRequests >= 0 else { throw ValidationError("--sweep-min-requests must not be negative") }
     }
 
     func defaultQueries() -> String {
@@ -204,7 +208,8 @@ struct BenchCommand: ParsableCommand {
             var achieved: [Double: Double] = [:]
             print("   asked/s achieved/s    p50 ms    p99 ms    max ms   errors  verdict")
             while let stepRate = search.next() {
-                let r = try runner.run(PhaseSpec(name: String(format: "rate-%.0f", stepRate), mode: .open(rate: stepRate, connections: connections), durationS: duration!.seconds, warmupS: warmup.seconds))
+                let seconds = max(duration!.seconds, Double(sweepMinRequests) / stepRate)
+                let r = try runner.run(PhaseSpec(name: String(format: "rate-%.0f", stepRate), mode: .open(rate: stepRate, connections: connections), durationS: seconds, warmupS: warmup.seconds))
                 let s = LatencySummary(r.corrected)
                 let errs = r.errors.values.reduce(0, +) + r.clientTimeouts
                 let meets = s.p99 <= slo * 1000 && errs == 0 && r.achievedRate >= 0.95 * stepRate
