@@ -127,4 +127,35 @@ final class ZRankBenchTests: XCTestCase {
         XCTAssertTrue(r.output.contains("exceeds the 400 distinct catalog ids"), r.output)
         XCTAssertNotNil(pool.terminate(within: 5))
     }
+
+    /// The sweep against a real pool: every step tried is in the JSON with its asked rate, attempt and verdict; a
+    /// stalling worker makes steps fail, and each failure that counts was run twice; steps last long enough for
+    /// --sweep-min-requests.
+    func testSweep_reportsEveryStep_repeatsFailures() throws {
+        let endpoint = fixture.ipcEndpoint("sweep")
+        // Every request stalls 30 ms: a 1-worker pool serves about 33 req/s, so the sweep brackets that.
+        let pool = try startPool(endpoint, environment: ["ZRANK_FAULT_STALL_MS": "30"])
+        let out = fixture.directory.appendingPathComponent("sweep-\(UUID().uuidString).json").path
+        let r = try RealModel.run(bench, [
+            "--endpoint", endpoint, "--sweep", "--rate", "10", "--sweep-factor", "2", "--slo-p99", "200ms", "--duration", "1s",
+            "--warmup", "0s", "--sweep-min-requests", "30", "--sweep-max-steps", "8", "--candidates", "20", "--catalog", fixture.catalog,
+            "--json", out])
+        XCTAssertEqual(r.status, 0, r.output)
+        let j = try json(out)
+        let steps = try XCTUnwrap(j["sweep"] as? [[String: Any]])
+        XCTAssertEqual(steps.count, 8, "the step budget is used: growth, repeats, bisection")
+        XCTAssertEqual(steps.first?["asked_rate"] as? Double, 10)
+        XCTAssertEqual(steps.first?["attempt"] as? Int, 1)
+        // At 10 req/s a 1 s step would hold 10 requests: it lasts 3 s for 30.
+        XCTAssertGreaterThanOrEqual(steps.first?["sent"] as? Int ?? 0, 28)
+        for (i, step) in steps.enumerated() where (step["attempt"] as? Int) == 2 {
+            XCTAssertEqual(steps[i - 1]["asked_rate"] as? Double, step["asked_rate"] as? Double, "a repeat runs the same rate")
+            XCTAssertEqual(steps[i - 1]["meets_slo"] as? Bool, false, "only a failing step is repeated")
+        }
+        let best = try XCTUnwrap(j["best_asked_rate"] as? Double, "\(j)")
+        let failing = try XCTUnwrap(j["lowest_failing_rate"] as? Double, "\(j)")
+        XCTAssertLessThan(best, failing)
+        XCTAssertLessThan(best, 40, "a 30 ms stall caps one worker near 33 req/s")
+        XCTAssertNotNil(pool.terminate(within: 5))
+    }
 }
