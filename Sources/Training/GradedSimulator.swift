@@ -217,23 +217,24 @@ public struct GradedSimulator: Sendable {
         lines.reserveCapacity(options.sessions * options.shown)
         for _ in 0..<options.sessions {
             let query = pool[Int(rng.next() % UInt64(pool.count))]
+            let queryWords = Self.words(query.text)
+            func lexical(_ i: Int) -> Double { Double(queryWords.intersection(items[i].words).count) }
             if overlap[query.text] == nil {
-                let qw = Self.words(query.text)
-                overlap[query.text] = items.indices.map { ($0, Double(qw.intersection(items[$0].words).count)) }
+                overlap[query.text] = items.indices.map { ($0, lexical($0)) }
                     .filter { $0.1 > 0 }.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
             }
             let ranked = overlap[query.text]!
             let shownCount = min(options.shown, items.count)
             var shown: [Int: Double] = [:]
-            // The best lexical matches (a random half of the top 3x), some of the class, the rest random.
+            // 60% of the list drawn from the best lexical matches (the top 3x the list), up to 4 of the class, the rest random.
             let top = Array(ranked.prefix(shownCount * 3))
             for c in rng.sample(top, min(top.count, shownCount * 6 / 10)) { shown[c.index] = c.score }
             for i in rng.sample(byCategory[query.cls] ?? [], min(byCategory[query.cls]?.count ?? 0, 4)) where shown.count < shownCount {
-                shown[i] = Double(Self.words(query.text).intersection(items[i].words).count)
+                shown[i] = lexical(i)
             }
             while shown.count < shownCount {
                 let i = Int(rng.next() % UInt64(items.count))
-                if shown[i] == nil { shown[i] = Double(Self.words(query.text).intersection(items[i].words).count) }
+                if shown[i] == nil { shown[i] = lexical(i) }
             }
             // Noise drawn in item order, so a seed gives the same log in every process.
             let order = shown.sorted { $0.key < $1.key }.map { ($0.key, $0.value + rng.normal()) }.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
