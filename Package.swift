@@ -91,14 +91,22 @@ let package = Package(
             name: "CSystem"
         ),
         .target(
-            name: "Coordinator",
+            name: "Registry",
             dependencies: [
                 "Model",
                 "Ranking",
                 "Protocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Coordinator",
+            dependencies: [
+                "Registry",
+                "Protocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -145,6 +153,7 @@ let package = Package(
                 "Protocol",
                 "Worker",
                 "Router",
+                "Registry",
                 "Coordinator",
                 "Training",
                 "Bench",
@@ -237,7 +246,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["Coordinator"],
+            dependencies: ["Coordinator", "Registry", "Router", "Protocol"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

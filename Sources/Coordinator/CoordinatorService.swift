@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Prometheus
 import Protocol
+import Registry
 
 /// How the coordinator is wired.
 public struct CoordinatorConfiguration: Sendable {
@@ -28,20 +29,16 @@ public struct CoordinatorConfiguration: Sendable {
     }
 }
 
-/// The coordinator process: knows every worker's version and state, takes operator commands on the admin socket,
-/// runs rollouts (a `RolloutMachine`) by driving the router's control socket, persists the rollout next to the
-/// registry, and serves Prometheus metrics.
+/// The coordinator process: a socket loop around a `CoordinatorCore` (which holds the `RolloutMachine` and makes
+/// every decision). It takes operator commands on the admin socket, observes the pool through the router's control
+/// socket every tick, persists the rollout next to the registry, logs, and serves Prometheus metrics.
 public final class CoordinatorService {
     private let configuration: CoordinatorConfiguration
     private let logger: Logger
     private let context = ZMQContext()
-    private var machine: RolloutMachine
+    private var core: CoordinatorCore
     private let store: RolloutStore?
-    private var routerLink: ZMQSocket?
-    private var nextCall: UInt64 = 1
-    /// Worker names seen live at least once (a missing one is then `dead`, not `starting`).
-    private var seenNames: Set<String> = []
-    private var lastShadow: [String: Any]?
+    private var routerLink: AdminChannel?
     private let metrics = PrometheusCollectorRegistry()
     private var httpBuffers: [[UInt8]: [UInt8]] = [:]
     /// Set by `run`: whether to stop (checked while waiting for the router too).
@@ -53,7 +50,9 @@ public final class CoordinatorService {
         self.logger = logger
         store = configuration.registry.map(RolloutStore.init(registry:))
         let saved = try store?.load()
-        machine = RolloutMachine(record: saved ?? RolloutRecord(stable: configuration.stableVersion))
+        core = CoordinatorCore(
+            record: saved ?? RolloutRecord(stable: configuration.stableVersion), registry: configuration.registry,
+            expectedWorkers: configuration.expectedWorkers)
         if let saved {
             logger.info(
                 "resuming rollout state",
@@ -67,9 +66,7 @@ public final class CoordinatorService {
         shouldStop = stop
         let admin = try ZMQSocket(context, type: .router)
         try admin.bind(configuration.adminEndpoint)
-        let link = try ZMQSocket(context, type: .dealer)
-        try link.connect(configuration.routerControl)
-        routerLink = link
+        routerLink = try AdminChannel(context: context, endpoint: configuration.routerControl)
         var sockets = [admin]
         if let metrics = configuration.metrics {
             let http = try ZMQSocket(context, type: .stream)
@@ -79,7 +76,7 @@ public final class CoordinatorService {
         }
         logger.info(
             "coordinator ready",
-            metadata: ["admin": "\(admin.lastEndpoint)", "stable": "\(machine.record.stable)",
+            metadata: ["admin": "\(admin.lastEndpoint)", "stable": "\(core.machine.record.stable)",
                        "registry": "\(configuration.registry?.root.path ?? "-")"])
         var nextTick: UInt64 = 0
         while !stop() {
@@ -87,7 +84,14 @@ public final class CoordinatorService {
             if ready[0] {
                 while let frames = try admin.receive(dontWait: true) {
                     guard frames.count >= 3, let header = try? FrameHeader(decoding: frames[1]), header.type == .control else { continue }
-                    let answer = handleAdmin(frames[2])
+                    let (decided, effects) = core.admin(frames[2], now: Date().timeIntervalSince1970, router: callRouter)
+                    apply(effects)
+                    var answer = decided ?? []
+                    if decided == nil {
+                        var reply = AdminReply()
+                        reply.text = metricsText()
+                        answer = AdminJSON.encode(reply)
+                    }
                     try? admin.send([frames[0], FrameHeader(type: .control, requestID: header.requestID).bytes, answer], dontWait: true)
                 }
             }
@@ -97,249 +101,51 @@ public final class CoordinatorService {
             let now = monotonicNanos()
             if now >= nextTick {
                 nextTick = now + UInt64(configuration.tickMs) * 1_000_000
-                tick()
+                apply(core.tick(now: Date().timeIntervalSince1970, router: callRouter))
             }
         }
         logger.info("coordinator stopped")
     }
 
-    // MARK: - Router link
-
-    /// One control call to the router; nil when it does not answer within `timeoutMs`.
-    private func callRouter(_ request: [String: Any], timeoutMs: Int = 1000) -> [String: Any]? {
-        guard let link = routerLink, let body = try? JSONSerialization.data(withJSONObject: request) else { return nil }
-        let id = nextCall
-        nextCall += 1
+    /// One control call to the router; nil when it does not answer within a second.
+    private func callRouter(_ request: AdminRequest) -> [UInt8]? {
+        guard let link = routerLink else { return nil }
         do {
-            try link.send([FrameHeader(type: .control, requestID: id).bytes, Array(body)], dontWait: true)
-            let deadline = monotonicNanos() + UInt64(timeoutMs) * 1_000_000
-            while !shouldStop() {
-                let now = monotonicNanos()
-                guard now < deadline else { break }
-                let left = min(50, Int((deadline - now) / 1_000_000) + 1)
-                guard try ZMQPoller.poll([link], timeoutMs: left)[0] else { continue }
-                while let frames = try link.receive(dontWait: true) {
-                    guard frames.count >= 2, let h = try? FrameHeader(decoding: frames[0]), h.requestID == id else { continue }
-                    return (try? JSONSerialization.jsonObject(with: Data(frames[1]))) as? [String: Any]
-                }
-            }
+            return try link.call(request, timeoutMs: 1000, stop: shouldStop)
         } catch {
-            logger.warning("router control call failed", metadata: ["error": "\(error)"])
-        }
-        return nil
-    }
-
-    // MARK: - Observing and acting
-
-    private static func double(_ v: Any?) -> Double { (v as? Double) ?? Double(v as? Int ?? 0) }
-
-    private func observation(_ status: [String: Any]) -> PoolObservation {
-        let workers = (status["workers"] as? [[String: Any]] ?? []).map {
-            WorkerSnapshot(
-                id: $0["id"] as? String ?? "", name: $0["name"] as? String ?? "", version: $0["version"] as? String ?? "",
-                state: $0["state"] as? String ?? "")
-        }
-        var window: [String: WindowFigures] = [:]
-        for (v, f) in status["window"] as? [String: [String: Any]] ?? [:] {
-            window[v] = WindowFigures(requests: f["requests"] as? Int ?? 0, errors: f["errors"] as? Int ?? 0, p99Ms: Self.double(f["p99_ms"]))
-        }
-        var o = PoolObservation(workers: workers, window: window, now: Date().timeIntervalSince1970)
-        if let shadow = status["shadow"] as? [String: Any] {
-            o.shadowCompared = shadow["requests"] as? Int ?? 0
-            o.shadowErrors = shadow["errors"] as? Int ?? 0
-        }
-        return o
-    }
-
-    private func tick() {
-        guard let status = callRouter(["op": "status"]) else { return }
-        for w in status["workers"] as? [[String: Any]] ?? [] {
-            if let name = w["name"] as? String { seenNames.insert(name) }
-        }
-        if let shadow = status["shadow"] as? [String: Any] { lastShadow = shadow }
-        // Without a registry there is nothing to load versions from: status and pins only.
-        guard configuration.registry != nil else { return }
-        perform(machine.observe(observation(status)))
-        // The router may have restarted (it then has no split and no shadow): put back what the rollout says.
-        if let split = machine.desiredSplit {
-            let current = status["split"] as? [String: Double] ?? [:]
-            let same = current.count == split.count && split.allSatisfy { abs((current[$0.key] ?? -1) - $0.value) < 1e-9 }
-            if !same {
-                logger.info("restoring the traffic split", metadata: ["split": "\(split)"])
-                perform([.split(split)])
-            }
-        }
-        let shadowNow = (status["shadow"] as? [String: Any])?["version"] as? String
-        if shadowNow != machine.desiredShadow {
-            perform([.shadow(machine.desiredShadow)])
+            logger.warning("router control call failed", metadata: ["op": "\(request.op.rawValue)", "error": "\(error)"])
+            return nil
         }
     }
 
-    private func perform(_ actions: [RolloutAction]) {
-        for action in actions {
-            switch action {
-            case .split(let weights):
-                if let answer = callRouter(["op": "split", "weights": weights]), let error = answer["error"] {
-                    logger.warning("split refused by the router", metadata: ["error": "\(error)"])
-                }
-            case .shadow(let version):
-                _ = callRouter(["op": "shadow", "version": version ?? ""])
-            case .resetWindow:
-                _ = callRouter(["op": "window_reset"])
-            case .load(let worker, let version):
-                guard let registry = configuration.registry else { continue }
-                let answer = callRouter([
-                    "op": "load", "worker": worker, "version": version, "model": registry.modelPath(version),
-                    "index": registry.indexPath(version), "heads": registry.headsPath(version) ?? "",
-                ])
-                if let error = answer?["error"] { logger.warning("load refused by the router", metadata: ["error": "\(error)"]) }
-            case .persist:
+    private func apply(_ effects: [CoordinatorEffect]) {
+        for effect in effects {
+            switch effect {
+            case .persist(let record):
                 do {
-                    try store?.save(machine.record)
+                    try store?.save(record)
                 } catch {
                     logger.error("cannot persist the rollout state", metadata: ["error": "\(error)"])
                 }
-            case .log(let line):
-                if line.hasPrefix("rolled back") {
-                    logger.error("\(line)")
-                } else {
-                    logger.info("\(line)")
-                }
+            case .log(.info, let line): logger.info("\(line)")
+            case .log(.warning, let line): logger.warning("\(line)")
+            case .log(.error, let line): logger.error("\(line)")
             }
         }
-    }
-
-    // MARK: - Admin operations
-
-    private func encode(_ object: Any) -> [UInt8] {
-        Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8))
-    }
-
-    private func handleAdmin(_ body: [UInt8]) -> [UInt8] {
-        guard let request = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any], let op = request["op"] as? String
-        else {
-            return encode(["error": "control body must be a JSON object with an \"op\""])
-        }
-        let now = Date().timeIntervalSince1970
-        do {
-            switch op {
-            case "status":
-                return encode(try status())
-            case "rollout":
-                guard let registry = configuration.registry else {
-                    throw RolloutError("rollouts need a registry (zrank serve --registry DIR --version NAME)")
-                }
-                let plan = try Self.plan(request)
-                do {
-                    try registry.verify(plan.target)
-                } catch {
-                    throw RolloutError("cannot roll out \(plan.target): \(error)")
-                }
-                guard let status = callRouter(["op": "status"]) else { throw RolloutError("the router does not answer") }
-                let workers = (status["workers"] as? [[String: Any]] ?? []).count
-                perform(try machine.start(plan, workerCount: workers, now: now))
-                return encode(["ok": true, "rollout": rolloutJSON()])
-            case "pause":
-                perform(try machine.pause(now: now))
-                return encode(["ok": true, "rollout": rolloutJSON()])
-            case "resume":
-                perform(try machine.resume(now: now))
-                return encode(["ok": true, "rollout": rolloutJSON()])
-            case "rollback":
-                perform(try machine.rollback(reason: "operator rollback", now: now))
-                return encode(["ok": true, "rollout": rolloutJSON()])
-            case "pin", "unpin":
-                if machine.isActive {
-                    throw RolloutError("a rollout is \(machine.record.state.rawValue); roll it back or let it finish before pinning")
-                }
-                var weights: [String: Double] = [:]
-                if op == "pin" {
-                    guard let version = request["version"] as? String else { throw RolloutError("pin needs \"version\"") }
-                    weights = [version: 1]
-                }
-                guard let answer = callRouter(["op": "split", "weights": weights]) else { throw RolloutError("the router does not answer") }
-                return encode(answer)
-            case "metrics":
-                return encode(["text": metricsText()])
-            case "split", "shadow", "window_reset" where machine.isActive:
-                throw RolloutError("a rollout is \(machine.record.state.rawValue) and owns the traffic split; roll it back or let it finish first")
-            default:
-                // Router operations (split, drain, load, shadow, window_reset) pass through.
-                guard let answer = callRouter(request) else { throw RolloutError("the router does not answer") }
-                return encode(answer)
-            }
-        } catch let error as RolloutError {
-            return encode(["error": error.description])
-        } catch {
-            return encode(["error": "\(error)"])
-        }
-    }
-
-    /// Parses the rollout request's fields (see proto/PROTOCOL.md).
-    static func plan(_ r: [String: Any]) throws(RolloutError) -> RolloutPlan {
-        guard let version = r["version"] as? String, !version.isEmpty else { throw RolloutError("rollout needs \"version\"") }
-        var plan = RolloutPlan(target: version)
-        func number(_ key: String) -> Double? { (r[key] as? Double) ?? (r[key] as? Int).map(Double.init) }
-        if let v = number("canary") { plan.canary = v }
-        if let v = number("step") { plan.step = v }
-        if let v = number("interval_s") { plan.intervalSeconds = v }
-        if let v = number("max_error_rate") { plan.maxErrorRate = v }
-        if let v = number("max_p99_ms") { plan.maxP99Ms = v }
-        if let v = number("min_requests") {
-            guard v >= 1, v <= 1e9, let n = Int(exactly: v.rounded()) else { throw RolloutError("min_requests must be between 1 and 10^9") }
-            plan.minRequests = n
-        }
-        if let v = number("shadow_s") { plan.shadowSeconds = v }
-        if let problem = plan.problem { throw RolloutError(problem) }
-        return plan
-    }
-
-    private func rolloutJSON() -> [String: Any] {
-        let r = machine.record
-        var out: [String: Any] = [
-            "state": r.state.rawValue, "target": r.plan?.target ?? "", "reason": r.reason, "stable": r.stable,
-            "stage": r.stage.rawValue, "share": r.share, "history": r.history,
-        ]
-        if let plan = r.plan, let data = try? JSONEncoder().encode(plan), let json = try? JSONSerialization.jsonObject(with: data) {
-            out["plan"] = json
-        }
-        return out
-    }
-
-    /// The router's view, with workers the router does not see (starting, dead) and the rollout added.
-    private func status() throws(RolloutError) -> [String: Any] {
-        guard var status = callRouter(["op": "status"]) else { throw RolloutError("the router does not answer") }
-        var workers = (status["workers"] as? [[String: Any]] ?? []).map { w -> [String: Any] in
-            var w = w
-            if let name = w["name"] as? String { seenNames.insert(name) }
-            w["name"] = w["name"] ?? ""
-            return w
-        }
-        let live = Set(workers.compactMap { $0["name"] as? String })
-        for name in configuration.expectedWorkers where !live.contains(name) {
-            workers.append(["id": name, "name": name, "version": "", "state": seenNames.contains(name) ? "dead" : "starting", "in_flight": 0])
-        }
-        status["workers"] = workers
-        status["rollout"] = rolloutJSON()
-        if status["shadow"] == nil, machine.record.plan?.shadowSeconds ?? 0 > 0, let lastShadow, lastShadow["version"] as? String == machine.record.plan?.target {
-            status["shadow"] = lastShadow
-        }
-        status["coordinator"] = ["registry": configuration.registry?.root.path ?? "", "expected_workers": configuration.expectedWorkers]
-        return status
     }
 
     // MARK: - Metrics
 
     private func metricsText() -> String {
-        let router = callRouter(["op": "metrics"])?["text"] as? String ?? ""
-        let r = machine.record
-        for state in ["idle", "running", "paused", "done", "rolled_back"] {
+        let router = callRouter(.metrics).flatMap { try? AdminJSON.answer(AdminReply.self, $0).text } ?? ""
+        let r = core.machine.record
+        for state in RolloutState.allCases {
             metrics.makeGauge(
                 descriptor: MetricNameDescriptor(
                     namespace: "zrank", metricName: "rollout_state", unitName: "info",
                     helpText: "1 for the rollout's current state, 0 for the others."),
-                labels: [("state", state)]
-            ).set(to: r.state.rawValue == state ? 1 : 0)
+                labels: [("state", state.rawValue)]
+            ).set(to: r.state == state ? 1 : 0)
         }
         metrics.makeGauge(
             descriptor: MetricNameDescriptor(
@@ -347,16 +153,14 @@ public final class CoordinatorService {
                 helpText: "Share of unpinned traffic the rollout gives its target version (0-1)."),
             labels: []
         ).set(to: r.share)
-        if let s = try? status() {
-            var counts: [String: Int] = ["starting": 0, "dead": 0]
-            for w in s["workers"] as? [[String: Any]] ?? [] { counts[w["state"] as? String ?? "?", default: 0] += 1 }
-            for (state, n) in counts where state == "starting" || state == "dead" {
+        if let s = core.status(router: callRouter) {
+            for state in [WorkerState.starting, .dead] {
                 metrics.makeGauge(
                     descriptor: MetricNameDescriptor(
                         namespace: "zrank", metricName: "expected_workers", unitName: "count",
                         helpText: "Workers the supervisor runs that the router does not see, by state (starting, dead)."),
-                    labels: [("state", state)]
-                ).set(to: Double(n))
+                    labels: [("state", state.rawValue)]
+                ).set(to: Double(s.workers.filter { $0.state == state }.count))
             }
         }
         return router + metrics.emitToString()

@@ -1,139 +1,38 @@
-/// What an operator asks for with `zrankctl rollout VERSION ...`.
-public struct RolloutPlan: Codable, Equatable, Sendable {
-    /// The version rolled out (a registry name).
-    public var target: String
-    /// Share of unpinned traffic the first new-version worker serves (0-1).
-    public var canary = 0.10
-    /// Share added at each later step (0-1).
-    public var step = 0.25
-    /// Least time spent at each share before the next (seconds).
-    public var intervalSeconds = 30.0
-    /// Error rate (0-1) of the new version above which the rollout rolls back.
-    public var maxErrorRate = 0.01
-    /// p99 (ms) of the new version above which the rollout rolls back; nil: 3× the live version's p99 measured over
-    /// the same window.
-    public var maxP99Ms: Double?
-    /// Requests the new version must have answered in a step before it is judged (and before the rollout moves on).
-    public var minRequests = 200
-    /// Shadow scoring before the canary (seconds; 0: none).
-    public var shadowSeconds = 0.0
+import Protocol
+import Registry
 
-    public init(target: String) { self.target = target }
-
-    enum CodingKeys: String, CodingKey {
-        case target, canary, step
-        case intervalSeconds = "interval_s"
-        case maxErrorRate = "max_error_rate"
-        case maxP99Ms = "max_p99_ms"
-        case minRequests = "min_requests"
-        case shadowSeconds = "shadow_s"
-    }
-
-    /// Why the plan cannot run, or nil.
-    public var problem: String? {
-        if !(canary > 0 && canary <= 1) { return "--canary must be above 0% and at most 100%" }
-        if !(step > 0 && step <= 1) { return "--step must be above 0% and at most 100%" }
-        if !(intervalSeconds >= 0 && intervalSeconds.isFinite) { return "--interval must be a duration" }
-        if !(maxErrorRate >= 0 && maxErrorRate <= 1) { return "--max-error-rate must be between 0% and 100%" }
-        if let p = maxP99Ms, !(p > 0 && p.isFinite) { return "--max-p99 must be a positive number of milliseconds" }
-        if minRequests < 1 { return "--min-requests must be at least 1" }
-        if !(shadowSeconds >= 0 && shadowSeconds.isFinite) { return "--shadow must be a duration" }
-        return nil
-    }
-}
-
-/// Where a rollout stands.
-public enum RolloutState: String, Codable, Sendable {
-    case idle, running, paused, done
-    case rolledBack = "rolled_back"
-}
-
-/// Which part of a running rollout.
-public enum RolloutStage: String, Codable, Sendable {
-    /// The new version scores copies of live requests on one worker; it answers none.
-    case shadow
-    /// The new version serves `canary` of the traffic.
-    case canary
-    /// Later steps, `step` more each time, up to 100%.
-    case step
-    case none
-}
-
-/// The rollout as persisted next to the registry (`rollout.json`): enough to resume after a coordinator restart.
-public struct RolloutRecord: Codable, Equatable, Sendable {
-    public var state: RolloutState = .idle
-    /// What every worker runs when no rollout moves them (the target once a rollout is done).
-    public var stable: String
-    public var plan: RolloutPlan?
-    public var stage: RolloutStage = .none
-    /// The new version's share of unpinned traffic now (0-1).
-    public var share = 0.0
-    /// Seconds since 1970 when the current stage started (wall clock, so a restarted coordinator resumes).
-    public var stageStartedAt = 0.0
-    /// Why the rollout ended the way it did (rollback reason, "completed", ...).
-    public var reason = ""
-    /// The live version's last p99 measured while it had traffic (the p99 bound when it no longer has any).
-    public var baselineP99Ms: Double?
-    /// The decisions taken, oldest first (bounded).
-    public var history: [String] = []
-
-    public init(stable: String) { self.stable = stable }
-
-    enum CodingKeys: String, CodingKey {
-        case state, stable, plan, stage, share, reason, history
-        case stageStartedAt = "stage_started_at"
-        case baselineP99Ms = "baseline_p99_ms"
-    }
-}
-
-/// A worker as the coordinator sees it through the router.
-public struct WorkerSnapshot: Equatable, Sendable {
-    /// The router's identity for it (what `load` names).
-    public var id: String
-    /// The id it announced.
-    public var name: String
-    public var version: String
-    /// ready | draining | loading | warming
-    public var state: String
-
-    public init(id: String, name: String, version: String, state: String) {
-        self.id = id
-        self.name = name
-        self.version = version
-        self.state = state
-    }
-}
-
-/// Per-version figures over the router's current judging window.
-public struct WindowFigures: Equatable, Sendable {
-    public var requests: Int
-    public var errors: Int
-    public var p99Ms: Double
-
-    public init(requests: Int, errors: Int, p99Ms: Double) {
-        self.requests = requests
-        self.errors = errors
-        self.p99Ms = p99Ms
-    }
-
-    public var errorRate: Double { requests > 0 ? Double(errors) / Double(requests) : 0 }
-}
-
-/// What the coordinator observed of the pool at one moment.
+/// What the coordinator observed of the pool at one moment (read off the router's status).
 public struct PoolObservation: Equatable, Sendable {
-    public var workers: [WorkerSnapshot]
-    public var window: [String: WindowFigures]
+    /// The workers the router sees, by announced name.
+    public var workers: [WorkerStatus]
+    /// Per-version figures of the router's current judging window.
+    public var window: [String: VersionFigures]
+    /// That window's epoch.
+    public var windowEpoch: UInt64
     /// Shadow answers compared and shadow errors, when shadow scoring runs.
     public var shadowCompared = 0
     public var shadowErrors = 0
     /// Seconds since 1970.
     public var now: Double
 
-    public init(workers: [WorkerSnapshot], window: [String: WindowFigures], now: Double) {
+    public init(workers: [WorkerStatus], window: [String: VersionFigures], windowEpoch: UInt64, now: Double) {
         self.workers = workers
         self.window = window
+        self.windowEpoch = windowEpoch
         self.now = now
     }
+
+    /// What the router's status says.
+    public init(_ status: PoolStatus, now: Double) {
+        self.init(workers: status.workers, window: status.window, windowEpoch: status.windowEpoch, now: now)
+        shadowCompared = status.shadow?.requests ?? 0
+        shadowErrors = status.shadow?.errors ?? 0
+    }
+}
+
+/// How loud a log line is.
+public enum LogLevel: Sendable, Equatable {
+    case info, warning, error
 }
 
 /// What the coordinator must do after a decision.
@@ -142,20 +41,39 @@ public enum RolloutAction: Equatable, Sendable {
     case split([String: Double])
     /// Start (version) or stop (nil) shadow scoring.
     case shadow(String?)
-    /// Start a new judging window.
+    /// Open a new judging window on the router and report its epoch back (`windowOpened`).
     case resetWindow
-    /// Drain a worker and load a version on it.
+    /// Drain a worker (by its announced name) and load a version on it.
     case load(worker: String, version: String)
     /// Write the record.
     case persist
-    /// Tell the operator (log line).
-    case log(String)
+    /// Tell the operator.
+    case log(LogLevel, String)
 }
 
-/// Why a rollout command was refused.
-public struct RolloutError: Error, Equatable, CustomStringConvertible {
+/// Why a rollout command was refused: a code to match on and the message for the operator.
+public struct RolloutError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The kinds of refusal.
+    public enum Code: Sendable, Equatable {
+        /// A rollout is active (or none is, for pause/resume/rollback): the command does not fit the state.
+        case conflict
+        /// The plan's options are out of range.
+        case invalidPlan
+        /// The target is already live.
+        case alreadyLive
+        /// Not enough live workers for the plan.
+        case notEnoughWorkers
+        /// The target is not registered or does not verify.
+        case badVersion
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = description }
+
+    public init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
 }
 
 /// The rollout state machine: operator commands and pool observations in, actions out; no sockets, no clocks of
@@ -166,19 +84,33 @@ public struct RolloutError: Error, Equatable, CustomStringConvertible {
 /// left on the live version until the share reaches 100%.
 public struct RolloutMachine: Sendable {
     public private(set) var record: RolloutRecord
-    /// A load asked for and not yet seen through: (worker id, version, when).
+    /// A load asked for and not yet seen through: (worker name, version, when).
     private var pendingLoad: (worker: String, version: String, since: Double)?
-    /// Workers seen serving the new version during this rollout (id → name): one that vanishes died on it.
-    private var onTarget: [String: String] = [:]
+    /// Workers (by announced name) seen serving the new version during this rollout, with when each went missing
+    /// (nil: present). One gone for longer than `graceSeconds`, or back on another version, died on it.
+    private var onTarget: [String: Double?] = [:]
     /// Seconds a load may take before it counts as failed.
     public var loadTimeoutSeconds = 120.0
+    /// Seconds a worker may be missing from the router's view (a router restart, a reconnect after a stall) before
+    /// it counts as dead.
+    public var graceSeconds = 10.0
 
     public init(record: RolloutRecord) {
         self.record = record
     }
 
     /// Whether a rollout is under way (running or paused).
-    public var isActive: Bool { record.state == .running || record.state == .paused }
+    public var isActive: Bool { record.isActive }
+
+    /// The judging window the current stage is judged on (nil: a reset is due).
+    public var judgedEpoch: UInt64? { record.windowEpoch }
+
+    /// The router opened the window asked for by `.resetWindow`: the stage is judged on it from now on.
+    public mutating func windowOpened(_ epoch: UInt64) -> [RolloutAction] {
+        guard record.windowEpoch != epoch else { return [] }
+        record.windowEpoch = epoch
+        return [.persist]
+    }
 
     /// The traffic split the router should have now (nil: not the rollout's to say; operators may pin).
     public var desiredSplit: [String: Double]? {
@@ -202,13 +134,13 @@ public struct RolloutMachine: Sendable {
     /// Starts rolling `plan.target` out over `workerCount` live workers.
     public mutating func start(_ plan: RolloutPlan, workerCount: Int, now: Double) throws(RolloutError) -> [RolloutAction] {
         if isActive {
-            throw RolloutError("a rollout to \(record.plan?.target ?? "?") is \(record.state.rawValue); roll it back or let it finish first")
+            throw RolloutError(.conflict, "a rollout to \(record.plan?.target ?? "?") is \(record.state.rawValue); roll it back or let it finish first")
         }
-        if let problem = plan.problem { throw RolloutError(problem) }
-        if plan.target == record.stable { throw RolloutError("\(plan.target) is already the live version") }
-        if workerCount < 1 { throw RolloutError("no live worker to roll out to") }
+        if let problem = plan.problem { throw RolloutError(.invalidPlan, problem) }
+        if plan.target == record.stable { throw RolloutError(.alreadyLive, "\(plan.target) is already the live version") }
+        if workerCount < 1 { throw RolloutError(.notEnoughWorkers, "no live worker to roll out to") }
         if plan.shadowSeconds > 0 && workerCount < 2 {
-            throw RolloutError("shadow scoring needs at least 2 workers (one scores copies while the others answer)")
+            throw RolloutError(.notEnoughWorkers, "shadow scoring needs at least 2 workers (one scores copies while the others answer)")
         }
         var r = RolloutRecord(stable: record.stable)
         r.state = .running
@@ -226,52 +158,81 @@ public struct RolloutMachine: Sendable {
 
     /// Stops moving (traffic stays split as it is; a restarted worker still gets the version it should have).
     public mutating func pause(now: Double) throws(RolloutError) -> [RolloutAction] {
-        guard record.state == .running else { throw RolloutError("no running rollout to pause (state: \(record.state.rawValue))") }
+        guard record.state == .running else { throw RolloutError(.conflict, "no running rollout to pause (state: \(record.state.rawValue))") }
         record.state = .paused
         return [note("rollout paused at \(percent(record.share))"), .persist]
     }
 
     /// Resumes a paused rollout; the current step's interval starts again.
     public mutating func resume(now: Double) throws(RolloutError) -> [RolloutAction] {
-        guard record.state == .paused else { throw RolloutError("no paused rollout to resume (state: \(record.state.rawValue))") }
+        guard record.state == .paused else { throw RolloutError(.conflict, "no paused rollout to resume (state: \(record.state.rawValue))") }
         record.state = .running
         record.stageStartedAt = now
+        record.windowEpoch = nil
         return [note("rollout resumed at \(percent(record.share))"), .resetWindow, .persist]
     }
 
     /// Rolls back: all traffic to the live version at once, then its workers move back one at a time.
     public mutating func rollback(reason: String, now: Double) throws(RolloutError) -> [RolloutAction] {
-        guard isActive else { throw RolloutError("no rollout to roll back (state: \(record.state.rawValue))") }
+        guard isActive else { throw RolloutError(.conflict, "no rollout to roll back (state: \(record.state.rawValue))") }
         return rollBack(reason, now: now)
     }
 
     // MARK: - Observations
 
     /// Judges the new version, moves the rollout on, and moves workers towards where they should be.
+    ///
+    /// The window figures count only when they are of the window this stage opened (`judgedEpoch`); otherwise (a
+    /// lost reset, a restarted router) a reset is asked for again and nothing is judged on them.
     public mutating func observe(_ o: PoolObservation) -> [RolloutAction] {
         var actions: [RolloutAction] = []
         actions += followLoad(o)
         if isActive, let target = record.plan?.target {
-            // A worker that served the new version and vanished died on it.
-            let live = Set(o.workers.map(\.id))
-            if let dead = onTarget.first(where: { !live.contains($0.key) }) {
-                actions += rollBack("worker \(dead.value) died while serving \(target)", now: o.now)
-            }
-            for w in o.workers where w.version == target { onTarget[w.id] = w.name }
+            actions += watchTargetWorkers(o, target: target)
         } else {
             onTarget = [:]
         }
+        let windowValid = record.windowEpoch != nil && record.windowEpoch == o.windowEpoch
+        if isActive && !windowValid {
+            record.windowEpoch = nil
+            actions.append(.resetWindow)
+        }
         // Judged while running and while paused (a paused bad canary still rolls back); moved on only when running.
-        if isActive, let plan = record.plan {
+        if isActive, windowValid || record.stage == .shadow, let plan = record.plan {
             if let reason = verdict(o, plan) {
                 actions += rollBack(reason, now: o.now)
             } else if record.state == .running {
                 actions += advance(o, plan)
             }
         }
-        if let p99 = liveP99(o) { record.baselineP99Ms = p99 }
-        actions += reconcile(o)
+        if windowValid || !isActive, let p99 = liveP99(o) { record.baselineP99Ms = p99 }
+        // While a worker of the new version is out of view (within the grace time) nothing else moves: it is
+        // expected back as it was.
+        if !onTarget.values.contains(where: { $0 != nil }) { actions += reconcile(o) }
         return actions
+    }
+
+    /// A worker that served the new version and then stays gone past the grace time, or comes back on another
+    /// version without being moved, died on it. Names, not socket identities: a reconnect is the same worker.
+    private mutating func watchTargetWorkers(_ o: PoolObservation, target: String) -> [RolloutAction] {
+        var byName: [String: WorkerStatus] = [:]
+        for w in o.workers { byName[w.name] = w }
+        for name in onTarget.keys.sorted() {
+            if let w = byName[name] {
+                onTarget[name] = .some(nil)
+                if w.version != target && pendingLoad?.worker != name {
+                    return rollBack("worker \(name) died while serving \(target) (it came back on \(w.version))", now: o.now)
+                }
+            } else {
+                let since = onTarget[name].flatMap { $0 } ?? o.now
+                onTarget[name] = .some(since)
+                if o.now - since > graceSeconds {
+                    return rollBack("worker \(name) died while serving \(target) (gone for \(Int(o.now - since)) s)", now: o.now)
+                }
+            }
+        }
+        for w in o.workers where w.version == target && onTarget[w.name] == nil { onTarget[w.name] = .some(nil) }
+        return []
     }
 
     /// Workers that should run the new version now.
@@ -289,10 +250,10 @@ public struct RolloutMachine: Sendable {
         return p == p.rounded() ? "\(Int(p))%" : String(format: "%.1f%%", p)
     }
 
-    private mutating func note(_ line: String) -> RolloutAction {
+    private mutating func note(_ line: String, _ level: LogLevel = .info) -> RolloutAction {
         record.history.append(line)
         if record.history.count > 50 { record.history.removeFirst(record.history.count - 50) }
-        return .log(line)
+        return .log(level, line)
     }
 
     private mutating func enter(_ stage: RolloutStage, share: Double, now: Double) -> [RolloutAction] {
@@ -300,9 +261,11 @@ public struct RolloutMachine: Sendable {
         record.stage = stage
         record.share = min(1, share)
         record.stageStartedAt = now
+        record.windowEpoch = nil
         let line = stage == .shadow
             ? "shadow: \(target) scores copies of live requests" : "\(stage.rawValue): \(target) gets \(percent(record.share)) of traffic"
-        return [.resetWindow, .split(desiredSplit ?? [:]), .shadow(desiredShadow), note(line), .persist]
+        // The split first, then the window: the new window counts only traffic under the new split.
+        return [.split(desiredSplit ?? [:]), .shadow(desiredShadow), .resetWindow, note(line), .persist]
     }
 
     /// The live version's p99 in this window, when it has enough answers to mean something.
@@ -339,7 +302,7 @@ public struct RolloutMachine: Sendable {
     /// Moves to the next stage when the workers are in place, the stage has lasted long enough and the new version
     /// has answered enough requests to be judged.
     private mutating func advance(_ o: PoolObservation, _ plan: RolloutPlan) -> [RolloutAction] {
-        let onTarget = o.workers.filter { $0.version == plan.target && $0.state == "ready" }.count
+        let onTarget = o.workers.filter { $0.version == plan.target && $0.state == .ready }.count
         guard settled(o), onTarget >= desiredTargetWorkers(of: o.workers.count) else { return [] }
         let elapsed = o.now - record.stageStartedAt
         switch record.stage {
@@ -356,6 +319,7 @@ public struct RolloutMachine: Sendable {
                 record.stage = .none
                 record.stable = plan.target
                 record.reason = "completed"
+                record.windowEpoch = nil
                 return [.split([:]), note("rollout of \(plan.target) done: every worker serves it"), .persist]
             }
             return enter(.step, share: record.share + plan.step, now: o.now)
@@ -371,37 +335,39 @@ public struct RolloutMachine: Sendable {
         record.share = 0
         record.reason = reason
         record.stageStartedAt = now
-        return [.shadow(nil), .split(desiredSplit ?? [:]), note("rolled back \(target) to \(record.stable): \(reason)"), .persist]
+        record.windowEpoch = nil
+        onTarget = [:]
+        return [.shadow(nil), .split(desiredSplit ?? [:]), note("rolled back \(target) to \(record.stable): \(reason)", .error), .persist]
     }
 
     /// No worker between versions.
     private func settled(_ o: PoolObservation) -> Bool {
-        pendingLoad == nil && !o.workers.contains { $0.state != "ready" }
+        pendingLoad == nil && !o.workers.contains { $0.state != .ready }
     }
 
-    /// Notices when the load asked for is through (or failed).
+    /// Notices when the load asked for is through (or failed). The worker is followed by name: a reconnect while
+    /// it loads is the same worker; one gone past the grace time died.
     private mutating func followLoad(_ o: PoolObservation) -> [RolloutAction] {
         guard let p = pendingLoad else { return [] }
-        guard let w = o.workers.first(where: { $0.id == p.worker }) else {
+        let onNewVersion = isActive && p.version == record.plan?.target
+        guard let w = o.workers.first(where: { $0.name == p.worker }) else {
+            guard o.now - p.since > graceSeconds else { return [] }
             pendingLoad = nil
             // Dying while loading the new version fails the rollout; otherwise the restart is reconciled.
-            if isActive && p.version == record.plan?.target {
-                return rollBack("worker \(p.worker) died while loading \(p.version)", now: o.now)
-            }
-            return []
+            if onNewVersion { return rollBack("worker \(p.worker) died while loading \(p.version)", now: o.now) }
+            return [.log(.warning, "worker \(p.worker) vanished while loading \(p.version)")]
         }
-        if w.state == "ready" && w.version == p.version {
+        if w.state == .ready && w.version == p.version {
             pendingLoad = nil
-            return [.log("worker \(w.name) now serves \(p.version)")]
+            if p.version != record.plan?.target { onTarget[w.name] = nil }
+            return [.log(.info, "worker \(w.name) now serves \(p.version)")]
         }
-        let failed = (w.state == "ready" && o.now - p.since > 2) || o.now - p.since > loadTimeoutSeconds
+        let failed = (w.state == .ready && o.now - p.since > 2) || o.now - p.since > loadTimeoutSeconds
         guard failed else { return [] }
         pendingLoad = nil
         let reason = "worker \(w.name) failed to load \(p.version) (still on \(w.version))"
-        if isActive && p.version == record.plan?.target {
-            return rollBack(reason, now: o.now)
-        }
-        return [.log(reason)]
+        if onNewVersion { return rollBack(reason, now: o.now) }
+        return [.log(.warning, reason)]
     }
 
     /// Asks for one load when a worker runs the wrong version and none is between versions.
@@ -410,7 +376,7 @@ public struct RolloutMachine: Sendable {
         let target = isActive ? record.plan?.target : nil
         let desired = desiredTargetWorkers(of: o.workers.count)
         let onTarget = target.map { t in o.workers.filter { $0.version == t } } ?? []
-        var pick: (WorkerSnapshot, String)?
+        var pick: (WorkerStatus, String)?
         if let target, onTarget.count < desired {
             if let w = o.workers.first(where: { $0.version != target && $0.version != record.stable })
                 ?? o.workers.first(where: { $0.version != target })
@@ -423,7 +389,7 @@ public struct RolloutMachine: Sendable {
             pick = (w, record.stable)
         }
         guard let (w, version) = pick else { return [] }
-        pendingLoad = (w.id, version, o.now)
-        return [.load(worker: w.id, version: version), .log("moving worker \(w.name) from \(w.version) to \(version)")]
+        pendingLoad = (w.name, version, o.now)
+        return [.load(worker: w.name, version: version), .log(.info, "moving worker \(w.name) from \(w.version) to \(version)")]
     }
 }

@@ -29,7 +29,9 @@ public func errorFrames(requestID: UInt64, _ code: Zrank_V1_Error.Code, _ messag
     var error = Zrank_V1_Error()
     error.code = code
     error.message = message
-    return [FrameHeader(type: .error, requestID: requestID).bytes, (try? error.serializedBytes()) ?? []]
+    var header = FrameHeader(type: .error, requestID: requestID)
+    header.errorCode = UInt16(truncatingIfNeeded: code.rawValue)
+    return [header.bytes, (try? error.serializedBytes()) ?? []]
 }
 
 /// Whether `endpoint` names a transport zrank speaks (`tcp://HOST:PORT` or `ipc://PATH`).

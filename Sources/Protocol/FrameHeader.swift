@@ -37,6 +37,9 @@ public struct FrameHeader: Sendable, Equatable {
     public var deadlineMs: UInt32
     /// Router → worker only: microseconds the request waited in the router's queue (0 elsewhere).
     public var queueMicros: UInt32 = 0
+    /// ERROR only: the `Error.Code` the body carries (bytes 6-7), so the router counts errors from the header alone;
+    /// 0 elsewhere (and from senders that predate it).
+    public var errorCode: UInt16 = 0
 
     public init(type: MessageType, requestID: UInt64, deadlineMs: UInt32 = 0, flags: UInt8 = 0) {
         self.major = Self.currentMajor
@@ -62,6 +65,7 @@ public struct FrameHeader: Sendable, Equatable {
         out[3] = minor
         out[4] = type.rawValue
         out[5] = flags
+        withUnsafeBytes(of: errorCode.littleEndian) { out.replaceSubrange(6..<8, with: $0) }
         withUnsafeBytes(of: requestID.littleEndian) { out.replaceSubrange(8..<16, with: $0) }
         withUnsafeBytes(of: deadlineMs.littleEndian) { out.replaceSubrange(16..<20, with: $0) }
         withUnsafeBytes(of: queueMicros.littleEndian) { out.replaceSubrange(20..<24, with: $0) }
@@ -81,6 +85,7 @@ public struct FrameHeader: Sendable, Equatable {
         self.minor = b[3]
         self.type = type
         self.flags = b[5]
+        self.errorCode = UInt16(b[6]) | UInt16(b[7]) << 8
         self.requestID = id
         self.deadlineMs = b[16..<20].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
         self.queueMicros = b[20..<24].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }

@@ -1,96 +1,110 @@
-import Foundation
 import Protocol
 
-/// Executes admin-socket operations (JSON) against the router's state. The coordinator drives rollouts through
-/// these (see proto/PROTOCOL.md, "Admin socket").
-enum ControlHandler {
-    static func encode(_ object: Any) -> [UInt8] {
-        Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8))
-    }
-
+/// Executes control-socket operations (typed `AdminRequest`s, JSON on the wire) against the router's state. The
+/// coordinator drives rollouts through these (see proto/PROTOCOL.md, "Admin socket").
+public enum ControlHandler {
     /// The live traffic split: the one set, or (none set) every version's share by ready-worker count.
-    static func traffic(_ core: RouterCore) -> [String: Double] {
+    public static func traffic(_ core: RouterCore) -> [String: Double] {
         if !core.trafficSplit.isEmpty { return core.trafficSplit }
-        let counts = Dictionary(grouping: core.workerViews.filter { $0.state == "ready" }, by: \.version).mapValues(\.count)
+        let counts = Dictionary(grouping: core.workerViews.filter { $0.state == .ready }, by: \.version).mapValues(\.count)
         let total = counts.values.reduce(0, +)
         return total > 0 ? counts.mapValues { Double($0) / Double(total) } : [:]
     }
 
-    private static func figures(_ stats: [String: RouterCore.VersionStats]) -> [String: Any] {
-        stats.mapValues { ["requests": $0.requests, "errors": $0.errors, "error_rate": $0.errorRate, "p99_ms": $0.p99Ms] as [String: Any] }
+    private static func figures(_ stats: [String: RouterCore.VersionStats]) -> [String: VersionFigures] {
+        stats.mapValues { VersionFigures(requests: $0.requests, errors: $0.errors, errorRate: $0.errorRate, p99Ms: $0.p99Ms) }
     }
 
-    /// Answers one control request body; `actions` gets what the router must send as a result.
-    static func handle(_ body: [UInt8], core: inout RouterCore, metrics: RouterMetrics?, actions: inout [RouterAction]) -> [UInt8] {
-        guard let request = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-            let op = request["op"] as? String
-        else {
-            return encode(["error": "control body must be a JSON object with an \"op\""])
+    /// The router's status answer.
+    public static func status(_ core: RouterCore, shadow agreement: ShadowAgreement) -> PoolStatus {
+        let workers = core.workerViews.map {
+            WorkerStatus(id: String(decoding: $0.identity, as: UTF8.self), name: $0.name, version: $0.version, state: $0.state, inFlight: $0.inFlight)
         }
-        switch op {
-        case "status":
-            let workers: [[String: Any]] = core.workerViews.map {
-                ["id": String(decoding: $0.identity, as: UTF8.self), "name": $0.name, "version": $0.version, "state": $0.state,
-                 "in_flight": $0.inFlight]
-            }
-            var status: [String: Any] = [
-                "workers": workers, "traffic": traffic(core), "split": core.trafficSplit, "versions": figures(core.stats),
-                "window": figures(core.windowStats), "queue_depth": core.queueDepth, "in_flight": core.inFlight,
-                "workers_lost": core.workersLost,
-            ]
-            if let s = core.shadow {
-                status["shadow"] = [
-                    "version": s.version, "requests": s.compared, "sent": s.sent, "errors": s.errors, "error_rate": s.errorRate,
-                    "top10_overlap": s.top10Overlap, "rank_correlation": s.rankCorrelation,
-                ] as [String: Any]
-            }
-            return encode(status)
-        case "split":
-            guard let weights = request["weights"] as? [String: Double] ?? (request["weights"] as? [String: Int])?.mapValues(Double.init) else {
-                return encode(["error": "split needs \"weights\": {\"VERSION\": weight}"])
-            }
-            if let bad = weights.first(where: { !$0.value.isFinite || $0.value < 0 }) {
-                return encode(["error": "weight for \(bad.key) must be a non-negative number"])
-            }
+        var shadow: ShadowFigures?
+        if let s = core.shadow {
+            let answered = agreement.compared + s.errors
+            shadow = ShadowFigures(
+                version: s.version, requests: agreement.compared, sent: s.sent, errors: s.errors,
+                errorRate: answered > 0 ? Double(s.errors) / Double(answered) : 0, top10Overlap: agreement.top10Overlap,
+                rankCorrelation: agreement.rankCorrelation)
+        }
+        return PoolStatus(
+            workers: workers, traffic: traffic(core), split: core.trafficSplit, versions: figures(core.stats),
+            window: figures(core.windowStats), windowEpoch: core.windowEpoch, shadow: shadow, queueDepth: core.queueDepth,
+            inFlight: core.inFlight, workersLost: core.workersLost)
+    }
+
+    /// What a control request comes to: the answer, and what the router must send or reset as a result.
+    public struct Outcome {
+        /// The answer's JSON.
+        public var answer: [UInt8]
+        /// Frames to send (a LOAD to a worker).
+        public var actions: [RouterAction] = []
+        /// A new shadow run started (its generation) or stopped (0): the comparator starts from zero.
+        public var shadowGeneration: UInt64?
+    }
+
+    /// Answers one control request body.
+    /// - Parameters:
+    ///   - agreement: the shadow comparator's current figures (for `status`).
+    ///   - metricsText: the Prometheus text (for `metrics`), made only when asked for.
+    public static func handle(
+        _ body: [UInt8], core: inout RouterCore, agreement: ShadowAgreement, metricsText: () -> String
+    ) -> Outcome {
+        let request: AdminRequest
+        do {
+            request = try AdminJSON.request(body)
+        } catch {
+            return Outcome(answer: AdminJSON.encode(AdminReply.refusal(error.code, error.description)))
+        }
+        var outcome = Outcome(answer: [])
+        let reply: AdminReply
+        switch request {
+        case .status:
+            outcome.answer = AdminJSON.encode(status(core, shadow: agreement))
+            return outcome
+        case .split(let weights):
             if !weights.isEmpty && !weights.keys.contains(where: { core.workerVersions.contains($0) }) {
-                return encode(["error": "no live worker serves any of \(weights.keys.sorted())"])
+                reply = .refusal(.notFound, "no live worker serves any of \(weights.keys.sorted())")
+                break
             }
             core.setTrafficSplit(weights)
-            return encode(["ok": true, "traffic": core.trafficSplit])
-        case "window_reset":
-            core.resetWindow()
-            return encode(["ok": true])
-        case "shadow":
-            let version = request["version"] as? String
-            core.setShadow(version?.isEmpty == false ? version : nil)
-            return encode(["ok": true])
-        case "metrics":
-            return encode(["text": metrics?.text() ?? ""])
-        case "drain":
-            guard let worker = request["worker"] as? String else { return encode(["error": "drain needs \"worker\""]) }
-            let identity = Array(worker.utf8)
-            guard core.workerViews.contains(where: { $0.identity == identity }) else {
-                return encode(["error": "no live worker \(worker)"])
+            var r = AdminReply.ok
+            r.traffic = core.trafficSplit
+            reply = r
+        case .windowReset:
+            var r = AdminReply.ok
+            r.epoch = core.resetWindow()
+            reply = r
+        case .shadow(let version):
+            outcome.shadowGeneration = core.setShadow(version)
+            reply = .ok
+        case .metrics:
+            var r = AdminReply()
+            r.text = metricsText()
+            reply = r
+        case .drain(let worker, let on):
+            guard let w = core.worker(named: worker) else {
+                reply = .refusal(.notFound, "no live worker \(worker)")
+                break
             }
-            core.setDraining(identity, request["on"] as? Bool ?? true)
-            return encode(["ok": true, "in_flight": core.inFlight(on: identity)])
-        case "load":
-            guard let worker = request["worker"] as? String, let version = request["version"] as? String,
-                let model = request["model"] as? String, let index = request["index"] as? String
-            else {
-                return encode(["error": "load needs \"worker\", \"version\", \"model\" and \"index\""])
+            core.setDraining(w.identity, on)
+            var r = AdminReply.ok
+            r.inFlight = core.inFlight(on: w.identity)
+            reply = r
+        case .load(let worker, let order):
+            guard let w = core.worker(named: worker) else {
+                reply = .refusal(.notFound, "no live worker \(worker)")
+                break
             }
-            let identity = Array(worker.utf8)
-            guard core.workerViews.contains(where: { $0.identity == identity }) else {
-                return encode(["error": "no live worker \(worker)"])
-            }
-            var load = ["version": version, "model": model, "index": index]
-            if let heads = request["heads"] as? String { load["heads"] = heads }
-            let body = encode(load)
-            actions = core.requestLoad(identity, body: body)
-            return encode(["ok": true, "state": core.workerViews.first { $0.identity == identity }?.state ?? "?"])
-        default:
-            return encode(["error": "unknown op \"\(op)\""])
+            outcome.actions = core.requestLoad(w.identity, body: AdminJSON.encode(order))
+            var r = AdminReply.ok
+            r.state = core.worker(named: worker)?.state
+            reply = r
+        case .rollout, .pause, .resume, .rollback, .pin, .unpin:
+            reply = .refusal(.unknownOp, "\(request.op.rawValue) is a coordinator operation: send it to the admin socket (zrank serve --admin)")
         }
+        outcome.answer = AdminJSON.encode(reply)
+        return outcome
     }
 }

@@ -1,4 +1,5 @@
 import Prometheus
+import Protocol
 
 /// The router's Prometheus metrics: request outcomes by version and code, queue and compute time, queue depth,
 /// requests in flight, workers by state and the traffic split. Exposed through the admin `metrics` op (the
@@ -41,7 +42,7 @@ final class RouterMetrics {
                 namespace: "zrank", metricName: "workers_lost", unitName: "total",
                 helpText: "Workers the router declared dead (missed heartbeats or gone)."),
             labels: [])
-        for state in ["ready", "draining", "loading", "warming"] { _ = workerGauge(state) }
+        for state in [WorkerState.ready, .draining, .loading, .warming] { _ = workerGauge(state.rawValue) }
     }
 
     private func workerGauge(_ state: String) -> Gauge {
@@ -91,7 +92,7 @@ final class RouterMetrics {
         queueDepth.set(to: Double(core.queueDepth))
         inFlight.set(to: Double(core.inFlight))
         var counts: [String: Int] = [:]
-        for w in core.workerViews { counts[w.state, default: 0] += 1 }
+        for w in core.workerViews { counts[w.state.rawValue, default: 0] += 1 }
         for state in Set(workerStates.keys).union(counts.keys) { workerGauge(state).set(to: Double(counts[state] ?? 0)) }
         for version in Set(shares.keys).union(traffic.keys) {
             let gauge = shares[version] ?? {

@@ -16,6 +16,8 @@ public final class RouterService {
 
     private let controlEndpoint: String?
     private let metrics = RouterMetrics()
+    /// Compares shadow answers on its own queue, off the routing path.
+    private let comparator = ShadowComparator()
     private var workersLostReported = 0
 
     /// - Parameter control: the admin endpoint (operator tools), or nil for none.
@@ -81,11 +83,13 @@ public final class RouterService {
                     guard frames.count >= 3, let header = try? FrameHeader(decoding: frames[1]), header.type == .control else {
                         continue
                     }
-                    var actions: [RouterAction] = []
                     refreshMetrics()
-                    let answer = ControlHandler.handle(frames[2], core: &core, metrics: metrics, actions: &actions)
-                    perform(actions, frontend: frontend, backend: backend)
-                    try? control.send([frames[0], FrameHeader(type: .control, requestID: header.requestID).bytes, answer], dontWait: true)
+                    let outcome = ControlHandler.handle(
+                        frames[2], core: &core, agreement: comparator.figures, metricsText: { metrics.text() })
+                    if let generation = outcome.shadowGeneration { comparator.reset(generation: generation) }
+                    perform(outcome.actions, frontend: frontend, backend: backend)
+                    try? control.send(
+                        [frames[0], FrameHeader(type: .control, requestID: header.requestID).bytes, outcome.answer], dontWait: true)
                 }
             }
             // At most `batch` messages per socket per pass, so a client flood cannot starve workers and ticks.
@@ -123,6 +127,8 @@ public final class RouterService {
                 } catch {
                     logger.debug("client unreachable; answer dropped", metadata: ["error": "\(error)"])
                 }
+            case .compare(let pair):
+                comparator.submit(pair)
             case .toWorker(let frames):
                 do {
                     try backend.send(frames, dontWait: true)

@@ -215,17 +215,17 @@ public final class WorkerService: @unchecked Sendable {
     /// Loads another version in place: map the model and index, warm up, check a smoke set of queries (each must
     /// get a ranked answer), then serve it. On any failure the current version stays. Returns the READY to send.
     private func load(_ body: [UInt8], link: ZMQSocket) -> [[UInt8]] {
-        let request = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: String] ?? [:]
-        // "heads": a heads file for the new version (absent or empty: rank by cosine).
         let started = monotonicNanos()
         do {
-            guard let version = request["version"], let modelPath = request["model"], let indexPath = request["index"] else {
-                throw RankError("load needs version, model and index")
+            guard let order = try? JSONDecoder().decode(LoadOrder.self, from: Data(body)) else {
+                throw RankError("a LOAD body must be {\"version\", \"model\", \"index\", \"heads\"?}")
             }
+            // "heads": a heads file for the new version (absent or empty: rank by cosine).
+            let (version, modelPath, indexPath) = (order.version, order.model, order.index)
             logger.info("loading version", metadata: ["model.version": "\(version)", "model.path": "\(modelPath)"])
             let model = try ModelFile(path: modelPath)
             let index = try CatalogIndex(path: indexPath, model: model)
-            let heads = try request["heads"].flatMap { $0.isEmpty ? nil : $0 }.map { path throws(HeadsError) in try RankingHeads.load(path) }
+            let heads = try order.heads.flatMap { $0.isEmpty ? nil : $0 }.map { path throws(HeadsError) in try RankingHeads.load(path) }
             let next = try Ranker(
                 model: model, index: index, version: version, limits: ranker.limits, threads: ranker.threads, heads: heads)
             // Mapped: tell the router (through the I/O thread) that warm-up and the smoke set are next.

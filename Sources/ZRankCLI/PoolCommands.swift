@@ -1,12 +1,12 @@
 import ArgumentParser
 import CLISupport
 import CSystem
-import Coordinator
 import Foundation
 import Logging
 import Model
 import Protocol
 import Ranking
+import Registry
 import Router
 import Worker
 
@@ -59,17 +59,20 @@ struct IndexingOptions: ParsableArguments {
 
 /// Options of the router.
 struct RouterOptions: ParsableArguments {
-    @Option(name: .long, help: "Requests that may wait for a worker; beyond it new requests get OVERLOADED.")
+    // Unconditional: a negative value reaches validation (a clear range message) instead of reading as a flag.
+    @Option(name: .long, parsing: .unconditional, help: "Requests that may wait for a worker; beyond it new requests get OVERLOADED.")
     var queueBound: Int = 10_000
 
-    @Option(name: .long, help: "Deadline for requests that set none (milliseconds).")
+    @Option(name: .long, parsing: .unconditional, help: "Deadline for requests that set none (milliseconds, 1-86400000).")
     var deadlineMs: Int = 5000
 
     /// The longest default deadline accepted: one day.
     static let maxDeadlineMs = 86_400_000
 
     func validate() throws {
-        guard queueBound >= 1 else { throw ValidationError("--queue-bound must be at least 1 (got \(queueBound))") }
+        guard (1...10_000_000).contains(queueBound) else {
+            throw ValidationError("--queue-bound must be between 1 and 10000000 (got \(queueBound))")
+        }
         guard (1...RouterOptions.maxDeadlineMs).contains(deadlineMs) else {
             throw ValidationError("--deadline-ms must be between 1 and \(RouterOptions.maxDeadlineMs) milliseconds (got \(deadlineMs))")
         }
@@ -233,7 +236,8 @@ extension ZRank {
                 // started with: after a finished rollout that is the new version.
                 do {
                     let r = try Registry(path: registry)
-                    let live = try RolloutStore(registry: r).load()?.stable ?? asked
+                    // Sizes only: the model's checksum is verified below when it is mapped.
+                    let live = try LiveVersion.resolve(in: r, asked: asked, quick: true).name
                     modelPath = r.modelPath(live)
                     indexPath = r.indexPath(live)
                     headsPath = r.headsPath(live)

@@ -40,7 +40,8 @@ extension ZRank {
         @Option(name: .long, help: "JSON lines {\"id\", \"query\", \"candidates\"?}; one answer line per input line, in order.")
         var batch: String?
 
-        @Option(name: .long, help: "Items to return (default: all candidates, 10 for the whole catalog).")
+        // Unconditional: `--top-k -1` reaches validation (a clear range message) instead of reading as a flag.
+        @Option(name: .long, parsing: .unconditional, help: "Items to return (default: all candidates, 10 for the whole catalog).")
         var topK: Int?
 
         @Option(name: .long, help: "Time to wait for each answer, e.g. 500ms, 5s.")
@@ -79,8 +80,12 @@ extension ZRank {
             if batch != nil && (candidates != nil || candidatesFile != nil || id != nil) {
                 throw ValidationError("--batch lines carry their own ids and candidates")
             }
-            guard inFlight >= 1 else { throw ValidationError("--in-flight must be at least 1") }
-            if let topK, topK < 0 { throw ValidationError("--top-k must not be negative") }
+            guard (1...10_000).contains(inFlight) else {
+                throw ValidationError("--in-flight must be between 1 and 10000 (got \(inFlight))")
+            }
+            if let topK, !(0...Int(UInt32.max)).contains(topK) {
+                throw ValidationError("--top-k must be between 0 (all) and \(UInt32.max) (got \(topK))")
+            }
         }
 
         func run() throws {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import CLISupport
-import Coordinator
+import Registry
 import Foundation
 
 #if canImport(Glibc)

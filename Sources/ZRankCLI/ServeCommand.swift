@@ -5,6 +5,7 @@ import Logging
 import Coordinator
 import Model
 import Ranking
+import Registry
 
 #if canImport(Glibc)
 import Glibc
@@ -79,17 +80,16 @@ extension ZRank {
                 do {
                     let r = try Registry(path: registry)
                     // A finished (or rolled back) rollout says which version is live now.
-                    var serving = asked
-                    if let record = try RolloutStore(registry: r).load(), record.stable != asked {
+                    let live = try LiveVersion.resolve(in: r, asked: asked)
+                    if let overridden = live.overrides {
                         logger.warning(
                             "the rollout record names another live version; serving it",
-                            metadata: ["asked": "\(asked)", "serving": "\(record.stable)", "rollout.state": "\(record.state.rawValue)"])
-                        serving = record.stable
+                            metadata: ["asked": "\(overridden)", "serving": "\(live.name)",
+                                       "rollout.state": "\(live.rolloutState?.rawValue ?? "-")"])
                     }
-                    try r.verify(serving)
-                    modelPath = r.modelPath(serving)
-                    indexPath = r.indexPath(serving)
-                    version = serving
+                    modelPath = r.modelPath(live.name)
+                    indexPath = r.indexPath(live.name)
+                    version = live.name
                 } catch {
                     throw CLIFailure("zrank serve: \(error)")
                 }

@@ -17,104 +17,97 @@ struct ZRankCtl: ParsableCommand {
         subcommands: [Status.self, Rollout.self, Pause.self, Resume.self, Rollback.self, Pin.self, Unpin.self])
 
     /// `zrankctl --admin ENDPOINT status` (the documented form) and `zrankctl status --admin ENDPOINT` both work:
-    /// connection options given before the subcommand are moved after it.
-    static func main() {
-        main(hoistingConnectionOptions(Array(CommandLine.arguments.dropFirst())))
-    }
-
-    static func hoistingConnectionOptions(_ args: [String]) -> [String] {
-        let withValue: Set<String> = ["--admin", "--timeout-ms"]
-        var hoisted: [String] = []
-        var i = 0
-        while i < args.count {
-            let a = args[i]
-            if withValue.contains(a), i + 1 < args.count {
-                hoisted += [a, args[i + 1]]
-                i += 2
-            } else if withValue.contains(where: { a.hasPrefix($0 + "=") }) {
-                hoisted.append(a)
-                i += 1
-            } else {
-                break
-            }
-        }
-        guard !hoisted.isEmpty, i < args.count else { return args }
-        return [args[i]] + hoisted + args[(i + 1)...]
-    }
+    /// the connection options are the root command's, and each subcommand takes them too (its own win).
+    @OptionGroup var connection: AdminOptions
 
     struct AdminOptions: ParsableArguments {
         @Option(name: .long, help: "The admin endpoint (printed by `zrank serve` at start).")
-        var admin: String
+        var admin: String?
 
-        @Option(name: .long, help: "Milliseconds to wait for the answer.")
-        var timeoutMs: Int = 2000
+        @Option(name: .long, help: ArgumentHelp("Milliseconds to wait for the answer (1-600000).", valueName: "ms"))
+        var timeoutMs: Int?
 
-        func call(_ request: [String: Any]) throws -> [String: Any] {
-            guard isSupportedEndpoint(admin) else {
+        func validate() throws {
+            if let admin, !isSupportedEndpoint(admin) {
                 throw ValidationError("--admin \(admin): use tcp://HOST:PORT or ipc://PATH")
             }
-            let context = ZMQContext()
-            let socket = try ZMQSocket(context, type: .dealer)
-            try socket.connect(admin)
-            let body = try JSONSerialization.data(withJSONObject: request)
-            try socket.send([FrameHeader(type: .control, requestID: 1).bytes, Array(body)])
-            guard try ZMQPoller.poll([socket], timeoutMs: timeoutMs)[0], let frames = try socket.receive(dontWait: true),
-                frames.count >= 2, let answer = try? JSONSerialization.jsonObject(with: Data(frames[1])) as? [String: Any]
-            else {
-                FileHandle.standardError.write(Data("zrankctl: no answer from \(admin) within \(timeoutMs) ms\n".utf8))
+            if let timeoutMs, !(1...600_000).contains(timeoutMs) {
+                throw ValidationError("--timeout-ms must be between 1 and 600000 (got \(timeoutMs))")
+            }
+        }
+    }
+
+    /// A subcommand's connection: its own options, else the root's.
+    struct Connection {
+        var admin: String
+        var timeoutMs: Int
+
+        init(_ local: AdminOptions, _ root: AdminOptions) throws {
+            guard let admin = local.admin ?? root.admin else {
+                throw ValidationError("give --admin ENDPOINT (printed by `zrank serve` at start)")
+            }
+            self.admin = admin
+            timeoutMs = local.timeoutMs ?? root.timeoutMs ?? 2000
+        }
+
+        /// Sends one request; exits 1 on a refusal (printing why) and 2 when nothing answers.
+        func call<T: Decodable>(_ request: AdminRequest, expecting: T.Type) throws -> T {
+            do {
+                let channel = try AdminChannel(context: ZMQContext(), endpoint: admin)
+                return try channel.call(request, expecting: T.self, timeoutMs: timeoutMs)
+            } catch let error as AdminCallError {
+                FileHandle.standardError.write(Data("zrankctl: \(error)\n".utf8))
+                if case .refused = error { throw ExitCode(1) }
+                throw ExitCode(2)
+            } catch {
+                FileHandle.standardError.write(Data("zrankctl: \(admin): \(error)\n".utf8))
                 throw ExitCode(2)
             }
-            if let error = answer["error"] as? String {
-                FileHandle.standardError.write(Data("zrankctl: \(error)\n".utf8))
-                throw ExitCode(1)
-            }
-            return answer
         }
+
+        @discardableResult
+        func call(_ request: AdminRequest) throws -> AdminReply { try call(request, expecting: AdminReply.self) }
     }
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Workers, their versions and states, traffic split, per-version figures.")
 
         @OptionGroup var options: AdminOptions
+        @ParentCommand var root: ZRankCtl
+        private var connection: Connection { get throws { try Connection(options, root.connection) } }
 
         @Flag(name: .long, help: "Print JSON.")
         var json = false
 
         func run() throws {
-            let status = try options.call(["op": "status"])
+            let status = try connection.call(.status, expecting: PoolStatus.self)
             if json {
-                let data = try JSONSerialization.data(withJSONObject: status, options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+                print(AdminJSON.pretty(status))
                 return
             }
             print("workers:")
-            for w in status["workers"] as? [[String: Any]] ?? [] {
-                print("  \(w["id"] ?? "?")  version \(w["version"] ?? "?")  \(w["state"] ?? "?")  in flight \(w["in_flight"] ?? 0)")
+            for w in status.workers {
+                print("  \(w.name)  version \(w.version.isEmpty ? "-" : w.version)  \(w.state.rawValue)  in flight \(w.inFlight)")
             }
             print("traffic:")
-            for (v, f) in (status["traffic"] as? [String: Double] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            for (v, f) in status.traffic.sorted(by: { $0.key < $1.key }) {
                 print(String(format: "  %@  %.1f%%", v, f * 100))
             }
-            if let r = status["rollout"] as? [String: Any] {
-                var line = "rollout: \(r["state"] ?? "?")"
-                if let t = r["target"] as? String, !t.isEmpty { line += "  target \(t)" }
-                if let stage = r["stage"] as? String, stage != "none" {
-                    line += String(format: "  %@ at %.1f%%", stage, (r["share"] as? Double ?? 0) * 100)
-                }
-                if let reason = r["reason"] as? String, !reason.isEmpty { line += "  (\(reason))" }
+            if let r = status.rollout {
+                var line = "rollout: \(r.state.rawValue)"
+                if !r.target.isEmpty { line += "  target \(r.target)" }
+                if r.stage != .none { line += String(format: "  %@ at %.1f%%", r.stage.rawValue, r.share * 100) }
+                if !r.reason.isEmpty { line += "  (\(r.reason))" }
                 print(line)
             }
-            if let s = status["shadow"] as? [String: Any] {
+            if let s = status.shadow {
                 print(String(
-                    format: "shadow: %@  %d compared, top-10 overlap %.3f, rank correlation %.3f", s["version"] as? String ?? "?",
-                    s["requests"] as? Int ?? 0, s["top10_overlap"] as? Double ?? 0, s["rank_correlation"] as? Double ?? 0))
+                    format: "shadow: %@  %d compared, top-10 overlap %.3f, rank correlation %.3f", s.version, s.requests,
+                    s.top10Overlap, s.rankCorrelation))
             }
             print("versions:")
-            for (v, s) in (status["versions"] as? [String: [String: Any]] ?? [:]).sorted(by: { $0.key < $1.key }) {
-                let requests = s["requests"] as? Int ?? 0
-                let errorRate = (s["error_rate"] as? Double ?? 0) * 100
-                let p99 = s["p99_ms"] as? Double ?? 0
-                print(String(format: "  %@  %d requests, %.2f%% errors, p99 %.2f ms", v, requests, errorRate, p99))
+            for (v, s) in status.versions.sorted(by: { $0.key < $1.key }) {
+                print(String(format: "  %@  %d requests, %.2f%% errors, p99 %.2f ms", v, s.requests, s.errorRate * 100, s.p99Ms))
             }
         }
     }
@@ -123,12 +116,14 @@ struct ZRankCtl: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Send all unpinned traffic to one version.")
 
         @OptionGroup var options: AdminOptions
+        @ParentCommand var root: ZRankCtl
+        private var connection: Connection { get throws { try Connection(options, root.connection) } }
 
         @Argument(help: "The version to pin.")
         var version: String
 
         func run() throws {
-            _ = try options.call(["op": "pin", "version": version])
+            try connection.call(.pin(version: version))
             print("pinned all traffic to \(version)")
         }
     }
@@ -137,9 +132,11 @@ struct ZRankCtl: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Clear the pin: traffic goes to any live worker again.")
 
         @OptionGroup var options: AdminOptions
+        @ParentCommand var root: ZRankCtl
+        private var connection: Connection { get throws { try Connection(options, root.connection) } }
 
         func run() throws {
-            _ = try options.call(["op": "unpin"])
+            try connection.call(.unpin)
             print("unpinned")
         }
     }
@@ -169,6 +166,8 @@ struct ZRankCtl: ParsableCommand {
                 """)
 
         @OptionGroup var options: AdminOptions
+        @ParentCommand var root: ZRankCtl
+        private var connection: Connection { get throws { try Connection(options, root.connection) } }
 
         @Argument(help: "The registry version to roll out.")
         var version: String
@@ -188,30 +187,43 @@ struct ZRankCtl: ParsableCommand {
         @Option(help: "Roll back when the new version's p99 exceeds this many milliseconds (default: 3x the live p99).")
         var maxP99: Double?
 
-        @Option(help: "Requests the new version answers in a step before it is judged and the rollout moves on.")
+        @Option(help: "Requests the new version answers in a step before it is judged and the rollout moves on (1-10^9).")
         var minRequests: Int = 200
+
+        func validate() throws {
+            guard (1...1_000_000_000).contains(minRequests) else {
+                throw ValidationError("--min-requests must be between 1 and 10^9 (got \(minRequests))")
+            }
+            if let maxP99, !(maxP99 > 0 && maxP99.isFinite) {
+                throw ValidationError("--max-p99 must be a positive number of milliseconds")
+            }
+        }
 
         @Option(help: "Shadow-score copies of live requests on one worker for this long before the canary (e.g. 60s).")
         var shadow: DurationArgument?
 
         func run() throws {
-            var request: [String: Any] = [
-                "op": "rollout", "version": version, "canary": canary.value, "step": step.value, "interval_s": interval.seconds,
-                "max_error_rate": maxErrorRate.value, "min_requests": minRequests,
-            ]
-            if let maxP99 { request["max_p99_ms"] = maxP99 }
-            if let shadow { request["shadow_s"] = shadow.seconds }
-            let answer = try options.call(request)
-            let r = answer["rollout"] as? [String: Any] ?? [:]
-            print("rollout of \(version) \(r["state"] ?? "started") (\(r["stage"] ?? "?"))")
+            var request = RolloutRequest(version: version)
+            request.canary = canary.value
+            request.step = step.value
+            request.intervalSeconds = interval.seconds
+            request.maxErrorRate = maxErrorRate.value
+            request.maxP99Ms = maxP99
+            request.minRequests = minRequests
+            request.shadowSeconds = shadow?.seconds
+            let answer = try connection.call(.rollout(request))
+            let state = answer.rollout?.state.rawValue ?? "started"
+            print("rollout of \(version) \(state) (\(answer.rollout?.stage.rawValue ?? "?"))")
         }
     }
 
     struct Pause: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Hold the running rollout at its current share.")
         @OptionGroup var options: AdminOptions
+        @ParentCommand var root: ZRankCtl
+        private var connection: Connection { get throws { try Connection(options, root.connection) } }
         func run() throws {
-            _ = try options.call(["op": "pause"])
+            try connection.call(.pause)
             print("paused")
         }
     }
@@ -219,8 +231,10 @@ struct ZRankCtl: ParsableCommand {
     struct Resume: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Continue a paused rollout (its step interval starts again).")
         @OptionGroup var options: AdminOptions
+        @ParentCommand var root: ZRankCtl
+        private var connection: Connection { get throws { try Connection(options, root.connection) } }
         func run() throws {
-            _ = try options.call(["op": "resume"])
+            try connection.call(.resume)
             print("resumed")
         }
     }
@@ -228,8 +242,10 @@ struct ZRankCtl: ParsableCommand {
     struct Rollback: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Send all traffic back to the live version and move workers back.")
         @OptionGroup var options: AdminOptions
+        @ParentCommand var root: ZRankCtl
+        private var connection: Connection { get throws { try Connection(options, root.connection) } }
         func run() throws {
-            _ = try options.call(["op": "rollback"])
+            try connection.call(.rollback)
             print("rolled back")
         }
     }

@@ -1,17 +1,46 @@
 import Coordinator
 import Foundation
+import Protocol
+import Registry
 import XCTest
 
 /// The rollout state machine without sockets: steps, judging, rollback, one worker at a time, restarts, persistence.
 final class RolloutMachineTests: XCTestCase {
-    private func worker(_ n: Int, _ version: String, _ state: String = "ready") -> WorkerSnapshot {
-        WorkerSnapshot(id: "w\(n)-id", name: "w\(n)", version: version, state: state)
+    private func worker(_ n: Int, _ version: String, _ state: WorkerState = .ready) -> WorkerStatus {
+        WorkerStatus(id: "w\(n)-\(UInt32.random(in: 0...UInt32.max))", name: "w\(n)", version: version, state: state, inFlight: 0)
+    }
+
+    private func fig(requests: Int, errors: Int, p99Ms: Double) -> VersionFigures {
+        VersionFigures(requests: requests, errors: errors, errorRate: requests > 0 ? Double(errors) / Double(requests) : 0, p99Ms: p99Ms)
+    }
+
+    private func observation(_ workers: [WorkerStatus], _ window: [String: VersionFigures] = [:], at now: Double) -> PoolObservation {
+        PoolObservation(workers: workers, window: window, windowEpoch: 0, now: now)
+    }
+
+    private var epoch: UInt64 = 1000
+
+    /// Plays the coordinator's part for the judging window: opens the window the machine asks for and reports its
+    /// epoch back, and observes with the figures of that window.
+    private func observed(_ m: inout RolloutMachine, _ o: PoolObservation) -> [RolloutAction] {
+        var o = o
+        if m.isActive && m.judgedEpoch == nil {
+            epoch += 1
+            _ = m.windowOpened(epoch)
+        }
+        o.windowEpoch = m.judgedEpoch ?? epoch
+        let a = m.observe(o)
+        if a.contains(.resetWindow) {
+            epoch += 1
+            _ = m.windowOpened(epoch)
+        }
+        return a
     }
 
     private func observe(
-        _ m: inout RolloutMachine, _ workers: [WorkerSnapshot], _ window: [String: WindowFigures] = [:], at now: Double
+        _ m: inout RolloutMachine, _ workers: [WorkerStatus], _ window: [String: VersionFigures] = [:], at now: Double
     ) -> [RolloutAction] {
-        m.observe(PoolObservation(workers: workers, window: window, now: now))
+        observed(&m, observation(workers, window, at: now))
     }
 
     private func loads(_ actions: [RolloutAction]) -> [(String, String)] {
@@ -45,28 +74,28 @@ final class RolloutMachineTests: XCTestCase {
         let moved = loads(a)[0].0
         XCTAssertEqual(loads(a)[0].1, "v2")
         // While it loads, nothing else moves.
-        let loading = [worker(1, "v1", moved == "w1-id" ? "loading" : "ready"), worker(2, "v1", moved == "w2-id" ? "warming" : "ready")]
+        let loading = [worker(1, "v1", moved == "w1" ? .loading : .ready), worker(2, "v1", moved == "w2" ? .warming : .ready)]
         XCTAssertTrue(loads(observe(&m, loading, at: 2)).isEmpty)
-        let after = [worker(1, moved == "w1-id" ? "v2" : "v1"), worker(2, moved == "w2-id" ? "v2" : "v1")]
-        a = observe(&m, after, ["v2": WindowFigures(requests: 10, errors: 0, p99Ms: 1)], at: 3)
+        let after = [worker(1, moved == "w1" ? "v2" : "v1"), worker(2, moved == "w2" ? "v2" : "v1")]
+        a = observe(&m, after, ["v2": fig(requests: 10, errors: 0, p99Ms: 1)], at: 3)
         XCTAssertTrue(loads(a).isEmpty, "one worker on v2 is what 10% of 2 workers asks")
         // Interval not over, or too few requests: stays.
-        XCTAssertTrue(splits(observe(&m, after, ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 1)], at: 5)).isEmpty)
-        XCTAssertTrue(splits(observe(&m, after, ["v2": WindowFigures(requests: 40, errors: 0, p99Ms: 1)], at: 12)).isEmpty)
+        XCTAssertTrue(splits(observe(&m, after, ["v2": fig(requests: 60, errors: 0, p99Ms: 1)], at: 5)).isEmpty)
+        XCTAssertTrue(splits(observe(&m, after, ["v2": fig(requests: 40, errors: 0, p99Ms: 1)], at: 12)).isEmpty)
         // Both: next step (10% + 50%).
-        a = observe(&m, after, ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 1)], at: 12)
+        a = observe(&m, after, ["v2": fig(requests: 60, errors: 0, p99Ms: 1)], at: 12)
         XCTAssertEqual(splits(a).count, 1)
         XCTAssertEqual(splits(a)[0]["v2"]!, 0.6, accuracy: 1e-12)
         XCTAssertTrue(a.contains(.resetWindow))
         XCTAssertEqual(m.record.stage, .step)
         // 60% of 2 workers still leaves one on v1; then 100% moves the last one.
-        a = observe(&m, after, ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 1)], at: 23)
+        a = observe(&m, after, ["v2": fig(requests: 60, errors: 0, p99Ms: 1)], at: 23)
         XCTAssertEqual(splits(a), [["v2": 1]])
         XCTAssertEqual(loads(a).map(\.1), ["v2"], "the same observation moves the last v1 worker")
         let all = [worker(1, "v2"), worker(2, "v2")]
         _ = observe(&m, all, [:], at: 25)
         XCTAssertEqual(m.record.state, .running, "done needs the interval and min-requests at 100% too")
-        a = observe(&m, all, ["v2": WindowFigures(requests: 80, errors: 0, p99Ms: 1)], at: 36)
+        a = observe(&m, all, ["v2": fig(requests: 80, errors: 0, p99Ms: 1)], at: 36)
         XCTAssertEqual(m.record.state, .done)
         XCTAssertEqual(m.record.stable, "v2")
         XCTAssertEqual(splits(a), [[:]])
@@ -78,14 +107,14 @@ final class RolloutMachineTests: XCTestCase {
         _ = try m.start(plan(), workerCount: 2, now: 0)
         let workers = [worker(1, "v2"), worker(2, "v1")]
         // Below min-requests: not judged, however bad.
-        _ = observe(&m, workers, ["v2": WindowFigures(requests: 49, errors: 49, p99Ms: 1)], at: 1)
+        _ = observe(&m, workers, ["v2": fig(requests: 49, errors: 49, p99Ms: 1)], at: 1)
         XCTAssertEqual(m.record.state, .running)
-        let a = observe(&m, workers, ["v2": WindowFigures(requests: 50, errors: 5, p99Ms: 1)], at: 2)
+        let a = observe(&m, workers, ["v2": fig(requests: 50, errors: 5, p99Ms: 1)], at: 2)
         XCTAssertEqual(m.record.state, .rolledBack)
         XCTAssertTrue(m.record.reason.contains("error rate 10.00% > 1.00% after 50 requests"), m.record.reason)
         XCTAssertEqual(splits(a), [["v1": 1]])
         XCTAssertTrue(a.contains(.shadow(nil)))
-        XCTAssertEqual(loads(a).map { $0.0 + ">" + $0.1 }, ["w1-id>v1"], "the v2 worker goes back")
+        XCTAssertEqual(loads(a).map { $0.0 + ">" + $0.1 }, ["w1>v1"], "the v2 worker goes back")
         XCTAssertEqual(m.record.stable, "v1")
         XCTAssertTrue(m.record.history.last!.hasPrefix("rolled back v2 to v1"))
     }
@@ -94,9 +123,9 @@ final class RolloutMachineTests: XCTestCase {
         var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
         _ = try m.start(plan(), workerCount: 2, now: 0)
         let workers = [worker(1, "v2"), worker(2, "v1")]
-        _ = observe(&m, workers, ["v1": WindowFigures(requests: 500, errors: 0, p99Ms: 2), "v2": WindowFigures(requests: 60, errors: 0, p99Ms: 5.9)], at: 1)
+        _ = observe(&m, workers, ["v1": fig(requests: 500, errors: 0, p99Ms: 2), "v2": fig(requests: 60, errors: 0, p99Ms: 5.9)], at: 1)
         XCTAssertEqual(m.record.state, .running)
-        _ = observe(&m, workers, ["v1": WindowFigures(requests: 500, errors: 0, p99Ms: 2), "v2": WindowFigures(requests: 60, errors: 0, p99Ms: 6.1)], at: 2)
+        _ = observe(&m, workers, ["v1": fig(requests: 500, errors: 0, p99Ms: 2), "v2": fig(requests: 60, errors: 0, p99Ms: 6.1)], at: 2)
         XCTAssertEqual(m.record.state, .rolledBack)
         XCTAssertTrue(m.record.reason.contains("3× the live p99"), m.record.reason)
 
@@ -104,9 +133,9 @@ final class RolloutMachineTests: XCTestCase {
         var p = plan()
         p.maxP99Ms = 100
         _ = try explicit.start(p, workerCount: 2, now: 0)
-        _ = observe(&explicit, workers, ["v1": WindowFigures(requests: 500, errors: 0, p99Ms: 2), "v2": WindowFigures(requests: 60, errors: 0, p99Ms: 50)], at: 1)
+        _ = observe(&explicit, workers, ["v1": fig(requests: 500, errors: 0, p99Ms: 2), "v2": fig(requests: 60, errors: 0, p99Ms: 50)], at: 1)
         XCTAssertEqual(explicit.record.state, .running, "--max-p99 replaces the 3x rule")
-        _ = observe(&explicit, workers, ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 101)], at: 2)
+        _ = observe(&explicit, workers, ["v2": fig(requests: 60, errors: 0, p99Ms: 101)], at: 2)
         XCTAssertEqual(explicit.record.state, .rolledBack)
         XCTAssertTrue(explicit.record.reason.contains("--max-p99"), explicit.record.reason)
     }
@@ -117,11 +146,11 @@ final class RolloutMachineTests: XCTestCase {
         let workers = [worker(1, "v2"), worker(2, "v1")]
         _ = try m.pause(now: 1)
         XCTAssertThrowsError(try m.pause(now: 1))
-        XCTAssertTrue(splits(observe(&m, workers, ["v2": WindowFigures(requests: 100, errors: 0, p99Ms: 1)], at: 20)).isEmpty)
+        XCTAssertTrue(splits(observe(&m, workers, ["v2": fig(requests: 100, errors: 0, p99Ms: 1)], at: 20)).isEmpty)
         XCTAssertEqual(m.record.share, 0.1)
         _ = try m.resume(now: 30)
-        XCTAssertTrue(splits(observe(&m, workers, ["v2": WindowFigures(requests: 100, errors: 0, p99Ms: 1)], at: 35)).isEmpty)
-        XCTAssertEqual(splits(observe(&m, workers, ["v2": WindowFigures(requests: 100, errors: 0, p99Ms: 1)], at: 41)).count, 1)
+        XCTAssertTrue(splits(observe(&m, workers, ["v2": fig(requests: 100, errors: 0, p99Ms: 1)], at: 35)).isEmpty)
+        XCTAssertEqual(splits(observe(&m, workers, ["v2": fig(requests: 100, errors: 0, p99Ms: 1)], at: 41)).count, 1)
         let a = try m.rollback(reason: "operator rollback", now: 42)
         XCTAssertEqual(splits(a), [["v1": 1]])
         XCTAssertEqual(m.record.reason, "operator rollback")
@@ -134,7 +163,7 @@ final class RolloutMachineTests: XCTestCase {
         var m = RolloutMachine(record: record)
         // w2 restarted with its original arguments (v1).
         let a = observe(&m, [worker(1, "v2"), worker(2, "v1")], at: 1)
-        XCTAssertEqual(loads(a).map { $0.0 + ">" + $0.1 }, ["w2-id>v2"])
+        XCTAssertEqual(loads(a).map { $0.0 + ">" + $0.1 }, ["w2>v2"])
         // During a rollout the count follows the share: a restarted canary worker is replaced.
         var r = RolloutMachine(record: RolloutRecord(stable: "v1"))
         _ = try r.start(plan(), workerCount: 3, now: 0)
@@ -147,7 +176,7 @@ final class RolloutMachineTests: XCTestCase {
         _ = try m.start(plan(), workerCount: 2, now: 0)
         let a = observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 1)
         let target = try XCTUnwrap(loads(a).first?.0)
-        _ = observe(&m, [worker(1, "v1", "loading"), worker(2, "v1", "loading")].map { $0.id == target ? $0 : worker(2, "v1") }, at: 2)
+        _ = observe(&m, [worker(1, "v1", .loading), worker(2, "v1", .loading)].map { $0.name == target ? $0 : worker(2, "v1") }, at: 2)
         // Back ready on the old version after its smoke set failed.
         _ = observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 5)
         XCTAssertEqual(m.record.state, .rolledBack)
@@ -165,19 +194,19 @@ final class RolloutMachineTests: XCTestCase {
         XCTAssertEqual(loads(observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 1)).count, 1)
         let workers = [worker(1, "v2"), worker(2, "v1")]
         XCTAssertTrue(splits(observe(&m, workers, at: 3)).isEmpty)
-        var judged = PoolObservation(workers: workers, window: [:], now: 6)
+        var judged = observation(workers, at: 6)
         judged.shadowCompared = 60
-        a = m.observe(judged)
+        a = observed(&m, judged)
         XCTAssertEqual(m.record.stage, .canary)
         XCTAssertTrue(a.contains(.shadow(nil)))
         XCTAssertEqual(splits(a), [["v1": 0.9, "v2": 0.1]])
         // Shadow errors roll back too.
         var bad = RolloutMachine(record: RolloutRecord(stable: "v1"))
         _ = try bad.start(p, workerCount: 2, now: 0)
-        var o = PoolObservation(workers: workers, window: [:], now: 1)
+        var o = observation(workers, at: 1)
         o.shadowCompared = 40
         o.shadowErrors = 20
-        _ = bad.observe(o)
+        _ = observed(&bad, o)
         XCTAssertEqual(bad.record.state, .rolledBack)
         XCTAssertTrue(bad.record.reason.hasPrefix("shadow error rate"), bad.record.reason)
     }
@@ -205,13 +234,16 @@ final class RolloutMachineTests: XCTestCase {
         var p = plan()
         p.maxP99Ms = 42
         _ = try m.start(p, workerCount: 2, now: 100)
+        epoch += 1
+        _ = m.windowOpened(epoch)
         try store.save(m.record)
         let loaded = try XCTUnwrap(try store.load())
         XCTAssertEqual(loaded, m.record)
         // A coordinator restarted mid-step carries on from the saved stage start.
         var resumed = RolloutMachine(record: loaded)
         let workers = [worker(1, "v2"), worker(2, "v1")]
-        XCTAssertEqual(splits(resumed.observe(PoolObservation(workers: workers, window: ["v2": WindowFigures(requests: 60, errors: 0, p99Ms: 1)], now: 111))).count, 1)
+        XCTAssertEqual(loaded.windowEpoch, m.judgedEpoch, "the judged window is persisted")
+        XCTAssertEqual(splits(observe(&resumed, workers, ["v2": fig(requests: 60, errors: 0, p99Ms: 1)], at: 111)).count, 1)
         try Data("{not json".utf8).write(to: store.url)
         XCTAssertThrowsError(try store.load()) { XCTAssertTrue("\($0)".contains("unreadable rollout state")) }
     }
@@ -223,6 +255,8 @@ final class RolloutMachineTests: XCTestCase {
         XCTAssertEqual(m.desiredSplit, ["v1": 0.9, "v2": 0.1])
         _ = observe(&m, [worker(1, "v2"), worker(2, "v1")], at: 1)
         _ = observe(&m, [worker(2, "v1")], at: 2)
+        XCTAssertEqual(m.record.state, .running, "missing for a moment (a reconnect, a router restart) is not dead")
+        _ = observe(&m, [worker(2, "v1")], at: 12.5)
         XCTAssertEqual(m.record.state, .rolledBack)
         XCTAssertTrue(m.record.reason.contains("w1 died while serving v2"), m.record.reason)
         XCTAssertEqual(m.desiredSplit, ["v1": 1])
@@ -230,14 +264,16 @@ final class RolloutMachineTests: XCTestCase {
         var l = RolloutMachine(record: RolloutRecord(stable: "v1"))
         _ = try l.start(plan(), workerCount: 2, now: 0)
         let moved = try XCTUnwrap(loads(observe(&l, [worker(1, "v1"), worker(2, "v1")], at: 1)).first?.0)
-        _ = observe(&l, [worker(1, "v1"), worker(2, "v1")].filter { $0.id != moved }, at: 2)
+        _ = observe(&l, [worker(1, "v1"), worker(2, "v1")].filter { $0.name != moved }, at: 2)
+        XCTAssertEqual(l.record.state, .running)
+        _ = observe(&l, [worker(1, "v1"), worker(2, "v1")].filter { $0.name != moved }, at: 12.5)
         XCTAssertEqual(l.record.state, .rolledBack)
         XCTAssertTrue(l.record.reason.contains("died while loading v2"), l.record.reason)
         // Paused is still judged.
         var p = RolloutMachine(record: RolloutRecord(stable: "v1"))
         _ = try p.start(plan(), workerCount: 2, now: 0)
         _ = try p.pause(now: 1)
-        _ = observe(&p, [worker(1, "v2"), worker(2, "v1")], ["v2": WindowFigures(requests: 100, errors: 50, p99Ms: 1)], at: 2)
+        _ = observe(&p, [worker(1, "v2"), worker(2, "v1")], ["v2": fig(requests: 100, errors: 50, p99Ms: 1)], at: 2)
         XCTAssertEqual(p.record.state, .rolledBack)
         // Shadow moves on only after min-requests compared.
         var s = RolloutMachine(record: RolloutRecord(stable: "v1"))
@@ -246,14 +282,56 @@ final class RolloutMachineTests: XCTestCase {
         _ = try s.start(sp, workerCount: 2, now: 0)
         XCTAssertEqual(s.desiredShadow, "v2")
         XCTAssertEqual(s.desiredSplit, ["v1": 1])
-        var o = PoolObservation(workers: [worker(1, "v2"), worker(2, "v1")], window: [:], now: 5)
+        var o = observation([worker(1, "v2"), worker(2, "v1")], at: 5)
         o.shadowCompared = 10
-        _ = s.observe(o)
+        _ = observed(&s, o)
         XCTAssertEqual(s.record.stage, .shadow, "10 copies compared are not enough to judge")
         o.shadowCompared = 50
         o.now = 6
-        _ = s.observe(o)
+        _ = observed(&s, o)
         XCTAssertEqual(s.record.stage, .canary)
         XCTAssertNil(s.desiredShadow)
+    }
+
+    /// A router restart (a new window epoch, workers gone a moment and back under new socket identities) and a
+    /// worker reconnect mid-step: no rollback, the reset is asked for again, and the step is judged only on the
+    /// window it opened.
+    func testRouterRestartAndReconnect_midStep_noSpuriousRollback() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try m.start(plan(), workerCount: 2, now: 0)
+        let moved = try XCTUnwrap(loads(observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 1)).first?.0)
+        let onV2 = moved == "w1" ? [worker(1, "v2"), worker(2, "v1")] : [worker(1, "v1"), worker(2, "v2")]
+        _ = observe(&m, onV2, at: 2)
+        let judged = try XCTUnwrap(m.judgedEpoch)
+        // The router restarts: for a few ticks it has no workers, then they reconnect (new identities, same names)
+        // and its window has another epoch, whose figures are not the step's.
+        var a = m.observe(PoolObservation(workers: [], window: [:], windowEpoch: 77, now: 3))
+        XCTAssertEqual(m.record.state, .running)
+        XCTAssertTrue(a.contains(.resetWindow), "the reset is sent again when the router shows another window")
+        XCTAssertNil(m.judgedEpoch)
+        XCTAssertTrue(loads(a).isEmpty, "nothing moves while the pool is not in view")
+        let back = onV2.map { worker(Int(String($0.name.dropFirst()))!, $0.version) }
+        // Figures of a window the step did not open are never judged, however bad.
+        a = m.observe(PoolObservation(workers: back, window: ["v2": fig(requests: 500, errors: 500, p99Ms: 1)], windowEpoch: 77, now: 5))
+        XCTAssertEqual(m.record.state, .running, "a foreign window's errors are not the step's")
+        XCTAssertTrue(a.contains(.resetWindow))
+        _ = m.windowOpened(judged + 1)
+        a = m.observe(PoolObservation(workers: back, window: ["v2": fig(requests: 60, errors: 0, p99Ms: 1)], windowEpoch: judged + 1, now: 12))
+        XCTAssertEqual(m.record.state, .running)
+        XCTAssertEqual(splits(a).count, 1, "judged on its own window, the step moves on")
+        XCTAssertEqual(m.record.stage, .step)
+    }
+
+    /// A worker that restarted while serving the new version comes back on the live one (the supervisor restarts it
+    /// from the record): it died on the new version.
+    func testTargetWorkerBackOnAnotherVersion_rollsBack() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try m.start(plan(), workerCount: 2, now: 0)
+        let moved = try XCTUnwrap(loads(observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 1)).first?.0)
+        let onV2 = moved == "w1" ? [worker(1, "v2"), worker(2, "v1")] : [worker(1, "v1"), worker(2, "v2")]
+        _ = observe(&m, onV2, at: 2)
+        _ = observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 3)
+        XCTAssertEqual(m.record.state, .rolledBack)
+        XCTAssertTrue(m.record.reason.contains("\(moved) died while serving v2"), m.record.reason)
     }
 }

@@ -219,7 +219,7 @@ final class RouterCoreTests: XCTestCase {
         let first = sentToWorkers(core.clientMessage(request(1), now: 0))
         XCTAssertEqual(first.map(\.0), [w1])
         core.setDraining(w1, true)
-        XCTAssertEqual(core.workerViews.first { $0.identity == w1 }?.state, "draining")
+        XCTAssertEqual(core.workerViews.first { $0.identity == w1 }?.state, .draining)
         XCTAssertEqual(core.inFlight(on: w1), 1)
         for i in 2...4 {
             let sent = sentToWorkers(core.clientMessage(request(UInt64(i)), now: 0))

@@ -40,12 +40,17 @@ final class RouterRolloutSupportTests: XCTestCase {
         actions.filter { if case .toClient = $0 { return true } else { return false } }.count
     }
 
+    private func pairs(_ actions: [RouterAction]) -> [ShadowPair] {
+        actions.compactMap { if case .compare(let p) = $0 { return p } else { return nil } }
+    }
+
     func testShadowCopies_areComparedAndNeverAnswered() {
         var core = RouterCore()
+        let comparator = ShadowComparator()
         _ = core.workerMessage(ready(live, "v1", name: "w1"), now: 0)
         _ = core.workerMessage(ready(canary, "v2", name: "w2"), now: 0)
         core.setTrafficSplit(["v1": 1])
-        core.setShadow("v2")
+        comparator.reset(generation: core.setShadow("v2"))
         let orders: [([String], [String])] = [
             (["a", "b", "c", "d"], ["a", "b", "c", "d"]),  // same: overlap 1, rho 1
             (["a", "b", "c", "d"], ["d", "c", "b", "a"]),  // reversed: overlap 1, rho -1
@@ -56,14 +61,27 @@ final class RouterRolloutSupportTests: XCTestCase {
             XCTAssertEqual(out.map(\.0), [live, canary], "one live send and one shadow copy")
             let shadowAnswer = core.workerMessage(ranked(canary, ticket: out[1].1, s, version: "v2"), now: 11)
             XCTAssertEqual(clientAnswers(shadowAnswer), 0, "a shadow answer never reaches the client")
+            XCTAssertTrue(pairs(shadowAnswer).isEmpty, "a pair goes to the comparator once both answers are in")
             let liveAnswer = core.workerMessage(ranked(live, ticket: out[0].1, l, version: "v1"), now: 12)
             XCTAssertEqual(clientAnswers(liveAnswer), 1)
+            // The router forwards the two bodies as they came; the comparator decodes them (off the routing path).
+            let forwarded = pairs(liveAnswer)
+            XCTAssertEqual(forwarded.count, 1)
+            forwarded.forEach(comparator.submit)
         }
+        comparator.flush()
         let s = try! XCTUnwrap(core.shadow)
         XCTAssertEqual(s.sent, 3)
-        XCTAssertEqual(s.compared, 3)
-        XCTAssertEqual(s.top10Overlap, 2.5 / 3, accuracy: 1e-12)
-        XCTAssertEqual(s.rankCorrelation, 1.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(s.errors, 0)
+        let agreement = comparator.figures
+        XCTAssertEqual(agreement.compared, 3)
+        XCTAssertEqual(agreement.top10Overlap, 2.5 / 3, accuracy: 1e-12)
+        XCTAssertEqual(agreement.rankCorrelation, 1.0 / 3, accuracy: 1e-12)
+        // A pair from an earlier shadow run is ignored once a new run started.
+        let stale = ShadowPair(generation: s.generation, live: [], shadow: [])
+        comparator.reset(generation: core.setShadow("v3"))
+        comparator.compare(stale)
+        XCTAssertEqual(comparator.figures.compared, 0)
         XCTAssertEqual(core.stats["v2"]?.requests ?? 0, 0, "shadow answers are not live answers")
         XCTAssertTrue(core.isIdle)
         core.setShadow(nil)
@@ -93,12 +111,12 @@ final class RouterRolloutSupportTests: XCTestCase {
         XCTAssertEqual(core.takeCompletions().map { "\($0.version)/\($0.outcome)" }, ["/UNKNOWN_MODEL_VERSION"])
         // Phases: draining for a load, loading, then warming (said by the worker's heartbeat), then ready.
         _ = core.requestLoad(live, body: Array("{}".utf8))
-        XCTAssertEqual(core.workerViews.first?.state, "loading")
+        XCTAssertEqual(core.workerViews.first?.state, .loading)
         XCTAssertEqual(core.workerViews.first?.name, "w1")
         _ = core.workerMessage([live, FrameHeader(type: .heartbeat, requestID: 0).bytes, Array("warming".utf8)], now: 7_000_000)
-        XCTAssertEqual(core.workerViews.first?.state, "warming")
+        XCTAssertEqual(core.workerViews.first?.state, .warming)
         _ = core.workerMessage(ready(live, "v2", name: "w1"), now: 8_000_000)
-        XCTAssertEqual(core.workerViews.first?.state, "ready")
+        XCTAssertEqual(core.workerViews.first?.state, .ready)
         XCTAssertEqual(core.workerViews.first?.version, "v2")
     }
 

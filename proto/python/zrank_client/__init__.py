@@ -20,7 +20,7 @@ __all__ = ["Client", "ZrankError", "Header", "MessageType", "zrank_pb2"]
 MAGIC = b"ZR"
 MAJOR, MINOR = 1, 0
 PIN_FLAG = 0x01
-_HEADER = struct.Struct("<2sBBBBHQII")  # magic, major, minor, type, flags, reserved, request id, deadline, queue us
+_HEADER = struct.Struct("<2sBBBBHQII")  # magic, major, minor, type, flags, error code, request id, deadline, queue us
 assert _HEADER.size == 24
 
 
@@ -38,8 +38,9 @@ class MessageType:
 class Header:
     """The fixed header frame."""
 
-    def __init__(self, type_, request_id, deadline_ms=0, flags=0, major=MAJOR, minor=MINOR, queue_us=0):
+    def __init__(self, type_, request_id, deadline_ms=0, flags=0, major=MAJOR, minor=MINOR, queue_us=0, error_code=0):
         self.type = type_
+        self.error_code = error_code  # ERROR only: the Error.Code of the body (0: not given)
         self.request_id = request_id
         self.deadline_ms = deadline_ms
         self.flags = flags
@@ -48,17 +49,17 @@ class Header:
         self.queue_us = queue_us
 
     def pack(self):
-        return _HEADER.pack(MAGIC, self.major, self.minor, self.type, self.flags, 0, self.request_id,
+        return _HEADER.pack(MAGIC, self.major, self.minor, self.type, self.flags, self.error_code, self.request_id,
                             self.deadline_ms, self.queue_us)
 
     @classmethod
     def unpack(cls, frame):
         if len(frame) != _HEADER.size:
             raise ValueError(f"header frame of {len(frame)} bytes, expected {_HEADER.size}")
-        magic, major, minor, type_, flags, _, request_id, deadline, queue_us = _HEADER.unpack(frame)
+        magic, major, minor, type_, flags, error_code, request_id, deadline, queue_us = _HEADER.unpack(frame)
         if magic != MAGIC:
             raise ValueError("bad magic")
-        return cls(type_, request_id, deadline, flags, major, minor, queue_us)
+        return cls(type_, request_id, deadline, flags, major, minor, queue_us, error_code)
 
 
 class ZrankError(Exception):

@@ -21,6 +21,9 @@ public struct RegistryManifest: Codable, Sendable, Equatable {
     public var headsVersion: String?
     public var headsHash: String?
     public var reusedFrom: String?
+    /// Bytes of each file of the version (`model.zrm`, `catalog.zri`, `heads.json`) when it was registered and fully
+    /// verified: `quickCheck` compares sizes instead of hashing at rollout time (nil in manifests that predate it).
+    public var fileSizes: [String: Int]?
 
     enum CodingKeys: String, CodingKey {
         case version
@@ -33,13 +36,35 @@ public struct RegistryManifest: Codable, Sendable, Equatable {
         case headsVersion = "heads_version"
         case headsHash = "heads_hash"
         case reusedFrom = "reused_from"
+        case fileSizes = "file_sizes"
     }
 }
 
-/// Why a registry operation was refused.
-public struct RegistryError: Error, CustomStringConvertible, Equatable {
+/// Why a registry operation was refused: a code to match on and a message that names the version or file.
+public struct RegistryError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The kinds of refusal.
+    public enum Code: Sendable, Equatable {
+        /// Not 1-64 letters, digits, '.', '_' or '-' (or starts with '.').
+        case invalidName
+        case notRegistered
+        case alreadyRegistered
+        /// The live version or an active rollout's target.
+        case inUse
+        /// A file does not verify (checksum, manifest, index built by another model, size changed).
+        case corrupt
+        /// The input offered to `add` is not acceptable (a corrupt model, heads for another model).
+        case refused
+        /// The file system failed.
+        case io
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = description }
+
+    public init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
 }
 
 /// A model registry folder: one sub-folder per version holding `model.zrm`, `catalog.zri` and `manifest.json`.
@@ -57,15 +82,15 @@ public struct Registry: Sendable {
         do {
             try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         } catch {
-            throw RegistryError("\(path): cannot create the registry folder: \(error.localizedDescription)")
+            throw RegistryError(.io, "\(path): cannot create the registry folder: \(error.localizedDescription)")
         }
     }
 
     /// Version names: 1-64 characters of letters, digits, '.', '_' and '-', not starting with '.'.
-    public static func validate(name: String) throws {
+    public static func validate(name: String) throws(RegistryError) {
         let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         guard (1...64).contains(name.count), name.allSatisfy(allowed.contains), !name.hasPrefix(".") else {
-            throw RegistryError("invalid version name \"\(name)\": use 1-64 letters, digits, '.', '_' or '-'")
+            throw RegistryError(.invalidName, "invalid version name \"\(name)\": use 1-64 letters, digits, '.', '_' or '-'")
         }
     }
 
@@ -93,12 +118,12 @@ public struct Registry: Sendable {
         do {
             source = try ModelFile(path: model)
         } catch {
-            throw RegistryError("refusing \(model): \(error)")
+            throw RegistryError(.refused, "refusing \(model): \(error)")
         }
         return try stage(version) { staging in
             try FileManager.default.copyItem(atPath: model, toPath: staging.appendingPathComponent(Self.modelFile).path)
             let copied = try ModelFile(path: staging.appendingPathComponent(Self.modelFile).path)
-            guard copied.contentHash == source.contentHash else { throw RegistryError("the copied model does not verify") }
+            guard copied.contentHash == source.contentHash else { throw RegistryError(.io, "the copied model does not verify") }
             let (count, catalogHash) = try CatalogIndexBuilder.build(
                 model: copied, catalog: catalog, output: staging.appendingPathComponent(Self.indexFile).path,
                 threads: threads, progress: progress)
@@ -142,13 +167,13 @@ public struct Registry: Sendable {
         do {
             heads = try RankingHeads.load(path)
         } catch {
-            throw RegistryError("refusing heads \(path): \(error)")
+            throw RegistryError(.refused, "refusing heads \(path): \(error)")
         }
         guard heads.modelContentHash == model.contentHash else {
-            throw RegistryError("refusing heads \(path): trained with another model (content hash \(heads.modelContentHash.prefix(12)), this version's is \(model.contentHash.prefix(12)))")
+            throw RegistryError(.refused, "refusing heads \(path): trained with another model (content hash \(heads.modelContentHash.prefix(12)), this version's is \(model.contentHash.prefix(12)))")
         }
         guard heads.dimension == model.config.hiddenSize else {
-            throw RegistryError("refusing heads \(path): dimension \(heads.dimension), the model's is \(model.config.hiddenSize)")
+            throw RegistryError(.refused, "refusing heads \(path): dimension \(heads.dimension), the model's is \(model.config.hiddenSize)")
         }
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         try data.write(to: staging.appendingPathComponent(headsFile))
@@ -161,13 +186,14 @@ public struct Registry: Sendable {
         try Self.validate(name: version)
         let dest = folder(version)
         guard !FileManager.default.fileExists(atPath: dest.path) else {
-            throw RegistryError("version \(version) is already registered (remove it first)")
+            throw RegistryError(.alreadyRegistered, "version \(version) is already registered (remove it first)")
         }
         let staging = root.appendingPathComponent(".staging-\(version)-\(getpid())")
         try? FileManager.default.removeItem(at: staging)
         do {
             try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
-            let manifest = try fill(staging)
+            var manifest = try fill(staging)
+            manifest.fileSizes = Self.sizes(in: staging)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(manifest).write(to: staging.appendingPathComponent(Self.manifestFile))
@@ -176,18 +202,46 @@ public struct Registry: Sendable {
         } catch {
             try? FileManager.default.removeItem(at: staging)
             if let e = error as? RegistryError { throw e }
-            throw RegistryError("cannot register \(version): \(error)")
+            throw RegistryError(.io, "cannot register \(version): \(error)")
+        }
+    }
+
+    /// Sizes of the version files present in `folder`.
+    private static func sizes(in folder: URL) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for file in [modelFile, indexFile, headsFile] {
+            let path = folder.appendingPathComponent(file).path
+            if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int { out[file] = size }
+        }
+        return out
+    }
+
+    /// A cheap check for the coordinator's poll loop: the version is registered and its files are regular files of
+    /// the sizes recorded when it was registered (and fully verified). Workers verify checksums when they load it.
+    public func quickCheck(_ version: String) throws(RegistryError) {
+        try Self.validate(name: version)
+        let m = try manifest(version)
+        for file in [Self.modelFile, Self.indexFile] + (m.headsHash != nil ? [Self.headsFile] : []) {
+            let path = folder(version).appendingPathComponent(file).path
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                attributes[.type] as? FileAttributeType == .typeRegular
+            else {
+                throw RegistryError(.corrupt, "version \(version): \(file) is missing or not a regular file")
+            }
+            if let expected = m.fileSizes?[file], let size = attributes[.size] as? Int, size != expected {
+                throw RegistryError(.corrupt, "version \(version): \(file) is \(size) bytes, the manifest says \(expected)")
+            }
         }
     }
 
     /// The manifest of one version.
-    public func manifest(_ version: String) throws -> RegistryManifest {
+    public func manifest(_ version: String) throws(RegistryError) -> RegistryManifest {
         let url = folder(version).appendingPathComponent(Self.manifestFile)
-        guard let data = try? Data(contentsOf: url) else { throw RegistryError("version \(version) is not registered") }
+        guard let data = try? Data(contentsOf: url) else { throw RegistryError(.notRegistered, "version \(version) is not registered") }
         do {
             return try JSONDecoder().decode(RegistryManifest.self, from: data)
         } catch {
-            throw RegistryError("\(url.path): corrupt manifest")
+            throw RegistryError(.corrupt, "\(url.path): corrupt manifest")
         }
     }
 
@@ -204,16 +258,16 @@ public struct Registry: Sendable {
         // The live version, and an active rollout's target, are in use: workers (re)start on them.
         if let record = try RolloutStore(registry: self).load() {
             if record.stable == version {
-                throw RegistryError("version \(version) is the live version (rollout.json); roll out another one first")
+                throw RegistryError(.inUse, "version \(version) is the live version (rollout.json); roll out another one first")
             }
             if (record.state == .running || record.state == .paused) && record.plan?.target == version {
-                throw RegistryError("version \(version) is being rolled out; roll it back first")
+                throw RegistryError(.inUse, "version \(version) is being rolled out; roll it back first")
             }
         }
         do {
             try FileManager.default.removeItem(at: folder(version))
         } catch {
-            throw RegistryError("cannot remove \(version): \(error.localizedDescription)")
+            throw RegistryError(.io, "cannot remove \(version): \(error.localizedDescription)")
         }
     }
 
@@ -224,22 +278,22 @@ public struct Registry: Sendable {
         do {
             model = try ModelFile(path: modelPath(version))
         } catch {
-            throw RegistryError("version \(version): \(error)")
+            throw RegistryError(.corrupt, "version \(version): \(error)")
         }
         guard model.contentHash == m.modelContentHash else {
-            throw RegistryError("version \(version): model content hash does not match its manifest")
+            throw RegistryError(.corrupt, "version \(version): model content hash does not match its manifest")
         }
         do {
             _ = try CatalogIndex(path: indexPath(version), model: model)
         } catch {
-            throw RegistryError("version \(version): \(error)")
+            throw RegistryError(.corrupt, "version \(version): \(error)")
         }
         if let heads = headsPath(version) {
             do {
                 let h = try RankingHeads.load(heads)
                 guard h.modelContentHash == model.contentHash else { throw HeadsError("trained with another model") }
             } catch {
-                throw RegistryError("version \(version): heads: \(error)")
+                throw RegistryError(.corrupt, "version \(version): heads: \(error)")
             }
         }
     }

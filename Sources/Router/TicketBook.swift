@@ -1,0 +1,92 @@
+import DequeModule
+import Protocol
+
+/// The requests the router holds, from receipt to answer, and the queue of those waiting for a worker.
+///
+/// Ticket ids start at a random value in each router process, so an answer a worker still owes a dead router can
+/// never match a ticket of its successor.
+struct TicketBook {
+    /// One request.
+    struct Ticket: Equatable {
+        /// Client identity (+ the empty delimiter for REQ clients).
+        var envelope: [[UInt8]]
+        var clientRequestID: UInt64
+        var type: MessageType
+        var pin: String?
+        var body: [UInt8]
+        var receivedAt: UInt64
+        var deadline: UInt64
+        /// Times sent to a worker.
+        var attempts = 0
+        /// The worker that has it (nil: queued).
+        var worker: [UInt8]?
+        var dispatchedAt: UInt64 = 0
+    }
+
+    private(set) var tickets: [UInt64: Ticket] = [:]
+    /// Waiting for a worker, oldest first.
+    private(set) var queue = Deque<UInt64>()
+    private var next: UInt64
+
+    init(firstID: UInt64 = UInt64.random(in: 1...(1 << 48))) { next = firstID }
+
+    var isEmpty: Bool { tickets.isEmpty }
+    var queueDepth: Int { queue.count }
+    var inFlight: Int { tickets.count - queue.count }
+    subscript(id: UInt64) -> Ticket? { tickets[id] }
+
+    /// A fresh id (tickets and shadow copies share the sequence).
+    mutating func newID() -> UInt64 {
+        defer { next &+= 1 }
+        return next
+    }
+
+    /// Holds a new request at the back of the queue; returns its id.
+    mutating func open(_ ticket: Ticket) -> UInt64 {
+        let id = newID()
+        tickets[id] = ticket
+        queue.append(id)
+        return id
+    }
+
+    /// Forgets a request (answered, expired or failed).
+    @discardableResult
+    mutating func close(_ id: UInt64) -> Ticket? { tickets.removeValue(forKey: id) }
+
+    /// Puts an in-flight request back at the front of the queue (its worker died).
+    mutating func requeueFront(_ id: UInt64) {
+        guard tickets[id] != nil else { return }
+        tickets[id]!.worker = nil
+        queue.prepend(id)
+    }
+
+    /// Marks the queued request at `position` sent to `worker`.
+    mutating func dispatch(at position: Int, to worker: [UInt8], now: UInt64) -> (id: UInt64, ticket: Ticket) {
+        let id = queue.remove(at: position)
+        tickets[id]!.worker = worker
+        tickets[id]!.attempts += 1
+        tickets[id]!.dispatchedAt = now
+        return (id, tickets[id]!)
+    }
+
+    /// Drops the queue entry at `position` (its ticket is closed or gone).
+    mutating func dropQueued(at position: Int) { queue.remove(at: position) }
+
+    /// Closes every request whose deadline has passed, queued or in flight; returns them.
+    mutating func expire(now: UInt64) -> [Ticket] {
+        let expired = tickets.filter { $0.value.deadline <= now }
+        guard !expired.isEmpty else { return [] }
+        for id in expired.keys { tickets[id] = nil }
+        if expired.values.contains(where: { $0.worker == nil }) { queue = Deque(queue.filter { tickets[$0] != nil }) }
+        return expired.sorted { $0.key < $1.key }.map(\.value)
+    }
+
+    /// Closes everything; returns what was held.
+    mutating func closeAll() -> [Ticket] {
+        defer {
+            tickets.removeAll()
+            queue.removeAll()
+        }
+        return Array(tickets.values)
+    }
+}
