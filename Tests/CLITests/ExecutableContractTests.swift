@@ -81,7 +81,17 @@ final class ExecutableContractTests: XCTestCase {
         XCTAssertTrue(r.output.contains("--deadline-ms must be between 1 and"), r.output)
         let zero = try RealModel.run(zrank, ["router", "--bind", "ipc://\(dir.path)/b.sock", "--queue-bound", "0"])
         XCTAssertNotEqual(zero.status, 0)
-        XCTAssertTrue(zero.output.contains("--queue-bound must be at least 1"), zero.output)
+        XCTAssertTrue(zero.output.contains("--queue-bound must be between 1 and"), zero.output)
+        // Numbers that would wrap are refused with their range, whichever way they are written.
+        let negative = try RealModel.run(zrank, ["serve", "--model", model, "--index", "unused.zri", "--workers", "1",
+                                                 "--bind", "ipc://\(dir.path)/c.sock", "--deadline-ms", "-1"])
+        XCTAssertEqual(negative.status, 64, negative.output)
+        XCTAssertTrue(negative.output.contains("--deadline-ms must be between 1 and 86400000 milliseconds (got -1)"), negative.output)
+        let topK = try RealModel.run(zrank, ["query", "--endpoint", "ipc://\(dir.path)/d.sock", "--text", "lamp", "--top-k", "4294967296"])
+        XCTAssertEqual(topK.status, 64, topK.output)
+        XCTAssertTrue(topK.output.contains("--top-k must be between 0 (all) and 4294967295 (got 4294967296)"), topK.output)
+        let minRequests = try RealModel.run(binary("zrankctl"), ["--admin", "ipc://\(dir.path)/e.sock", "rollout", "v2", "--min-requests", "0"])
+        XCTAssertEqual(minRequests.status, 64, minRequests.output)
     }
 
     /// A value that starts with "-" reaches the children intact (they get --name=value): the worker announces it.
