@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv-test
-want="pyzmq==27.3.0 protobuf==4.21.12 pytest==9.0.3"
+want="pyzmq==27.3.0 protobuf==4.21.12 jsonschema==4.26.0 pytest==9.0.3"
 stamp="$venv/.installed"
-client=$(cat proto/python/pyproject.toml proto/python/README.md proto/python/zrank_client/*.py | sha256sum)
+client=$(cat proto/python/pyproject.toml proto/python/README.md proto/python/zrank_client/*.py proto/python/zrank_client/*.json | sha256sum)
 client=${client%% *}
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" >&2 || { echo "python-env: python3 -m venv failed (apt-get install python3-venv)" >&2; exit 1; }

@@ -72,6 +72,16 @@ final class AdminTests: XCTestCase {
         XCTAssertEqual(Set(try versions(client, 8, startID: 200)), ["tiny-v1", "tiny-v2"])
         let human = try ctl(["status", "--admin", admin])
         XCTAssertTrue(human.output.contains("versions:"), human.output)
+        // The same admin socket from Python, with the package's admin client and nothing but PROTOCOL.md's schema.
+        let python = TestPaths.packageRoot.appendingPathComponent(".venv-test/bin/python").path
+        if FileManager.default.isExecutableFile(atPath: python) {
+            let script = TestPaths.packageRoot.appendingPathComponent("proto/python/tests/drive_admin.py").path
+            let py = try RealModel.run(python, [script, admin, "tiny-v1", "tiny-v2"])
+            XCTAssertEqual(py.status, 0, py.output)
+            XCTAssertTrue(py.output.contains("python admin client: ok: metrics text"), py.output)
+        } else {
+            print(String(repeating: "!", count: 78) + "\nPython admin client check SKIPPED: run scripts/python-env.sh (make test does)\n")
+        }
         XCTAssertNotNil(extra.terminate(within: 5))
         XCTAssertNotNil(pool.terminate(within: 5))
         let unreachable = try ctl(["status", "--admin", fixture.ipcEndpoint("nobody"), "--timeout-ms", "300"])
