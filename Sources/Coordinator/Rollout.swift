@@ -94,6 +94,9 @@ public struct RolloutMachine: Sendable {
     /// Seconds a worker may be missing from the router's view (a router restart, a reconnect after a stall) before
     /// it counts as dead.
     public var graceSeconds = 10.0
+    /// Requests lost to worker deaths in one step's window (`VersionFigures.lost`) at which the new version rolls
+    /// back: one stall past the liveness timeout is not a failing release, workers that keep dying are.
+    public var maxLostPerWindow = 3
 
     public init(record: RolloutRecord) {
         self.record = record
@@ -284,6 +287,9 @@ public struct RolloutMachine: Sendable {
                 return String(format: "shadow error rate %.2f%% > %.2f%% after %d requests", rate * 100, plan.maxErrorRate * 100, answered)
             }
             return nil
+        }
+        if let w = o.window[plan.target], w.lost >= maxLostPerWindow {
+            return "\(w.lost) requests lost to dying \(plan.target) workers in this step"
         }
         guard let w = o.window[plan.target], w.requests >= plan.minRequests else { return nil }
         if w.errorRate > plan.maxErrorRate {

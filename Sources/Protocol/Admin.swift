@@ -427,16 +427,29 @@ public struct VersionFigures: Codable, Equatable, Sendable {
     public var errors: Int
     public var errorRate: Double
     public var p99Ms: Double
+    /// Requests its workers had in flight when they were declared dead or disconnected (each retried elsewhere;
+    /// counted neither as requests nor as errors). 0 when absent.
+    public var lost: Int
 
-    public init(requests: Int, errors: Int, errorRate: Double, p99Ms: Double) {
+    public init(requests: Int, errors: Int, errorRate: Double, p99Ms: Double, lost: Int = 0) {
         self.requests = requests
         self.errors = errors
         self.errorRate = errorRate
         self.p99Ms = p99Ms
+        self.lost = lost
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        requests = try c.decode(Int.self, forKey: .requests)
+        errors = try c.decode(Int.self, forKey: .errors)
+        errorRate = try c.decode(Double.self, forKey: .errorRate)
+        p99Ms = try c.decode(Double.self, forKey: .p99Ms)
+        lost = try c.decodeIfPresent(Int.self, forKey: .lost) ?? 0
     }
 
     enum CodingKeys: String, CodingKey {
-        case requests, errors
+        case requests, errors, lost
         case errorRate = "error_rate"
         case p99Ms = "p99_ms"
     }

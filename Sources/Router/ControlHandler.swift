@@ -12,7 +12,7 @@ public enum ControlHandler {
     }
 
     private static func figures(_ stats: [String: RouterCore.VersionStats]) -> [String: VersionFigures] {
-        stats.mapValues { VersionFigures(requests: $0.requests, errors: $0.errors, errorRate: $0.errorRate, p99Ms: $0.p99Ms) }
+        stats.mapValues { VersionFigures(requests: $0.requests, errors: $0.errors, errorRate: $0.errorRate, p99Ms: $0.p99Ms, lost: $0.lost) }
     }
 
     /// The router's status answer.

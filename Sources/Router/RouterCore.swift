@@ -35,43 +35,46 @@ public enum RouterAction: Equatable {
 /// live and shadow answers that go to a `ShadowComparator`. It routes on the header alone: bodies are forwarded as
 /// bytes (READY's `WorkerReady` is the one body it reads).
 public struct RouterCore {
-        /// One answered request, for metrics: which version answered (empty when the router answered itself), the
-        /// outcome (`OK` or an error code name), time queued in the router and time on the worker.
-        public struct Completion: Equatable, Sendable {
-            public var version: String
-            public var outcome: String
-            public var queueMicros: UInt64
-            public var computeMicros: UInt64
+    /// One answered request, for metrics: which version answered (empty when the router answered itself), the
+    /// outcome (`OK` or an error code name), time queued in the router and time on the worker.
+    public struct Completion: Equatable, Sendable {
+        public var version: String
+        public var outcome: String
+        public var queueMicros: UInt64
+        public var computeMicros: UInt64
+    }
+
+    /// What the router has seen of one model version (answers from its workers).
+    public struct VersionStats: Equatable, Sendable {
+        public var requests = 0
+        public var errors = 0
+        /// Requests a worker of this version had in flight when it was declared dead or disconnected (each is
+        /// retried once elsewhere, so it is not counted as a request or an error here).
+        public var lost = 0
+        /// Recent round trips through the router (receipt to answer), microseconds; bounded window.
+        var recentMicros: [UInt64] = []
+        var next = 0
+
+        public var errorRate: Double { requests > 0 ? Double(errors) / Double(requests) : 0 }
+
+        /// p99 of the recent window, milliseconds (0 when empty).
+        public var p99Ms: Double {
+            guard !recentMicros.isEmpty else { return 0 }
+            let sorted = recentMicros.sorted()
+            return Double(sorted[min(sorted.count - 1, Int(0.99 * Double(sorted.count)))]) / 1000
         }
 
-        /// What the router has seen of one model version (answers from its workers).
-        public struct VersionStats: Equatable, Sendable {
-            public var requests = 0
-            public var errors = 0
-            /// Recent round trips through the router (receipt to answer), microseconds; bounded window.
-            var recentMicros: [UInt64] = []
-            var next = 0
-
-            public var errorRate: Double { requests > 0 ? Double(errors) / Double(requests) : 0 }
-
-            /// p99 of the recent window, milliseconds (0 when empty).
-            public var p99Ms: Double {
-                guard !recentMicros.isEmpty else { return 0 }
-                let sorted = recentMicros.sorted()
-                return Double(sorted[min(sorted.count - 1, Int(0.99 * Double(sorted.count)))]) / 1000
-            }
-
-            mutating func record(micros: UInt64, error: Bool) {
-                requests += 1
-                if error { errors += 1 }
-                if recentMicros.count < 2048 {
-                    recentMicros.append(micros)
-                } else {
-                    recentMicros[next] = micros
-                    next = (next + 1) % recentMicros.count
-                }
+        mutating func record(micros: UInt64, error: Bool) {
+            requests += 1
+            if error { errors += 1 }
+            if recentMicros.count < 2048 {
+                recentMicros.append(micros)
+            } else {
+                recentMicros[next] = micros
+                next = (next + 1) % recentMicros.count
             }
         }
+    }
 
     /// Shadow scoring as the router counts it: the version, copies sent and shadow errors (the agreement figures
     /// come from the `ShadowComparator`).
@@ -419,11 +422,12 @@ public struct RouterCore {
         for id in entry.inFlight.sorted() {
             shadowTickets[id] = nil
             guard let t = book[id] else { continue }
-            // The request is retried (or answered WORKER_FAILED), but the death counts against the version that
-            // had it: a release that crashes workers must not look clean to a rollout.
+            // The request is retried (or answered WORKER_FAILED); the loss is counted against the version that had
+            // it (`lost`), apart from its errors: a worker that stalls past the liveness timeout and reconnects is not
+            // a failing release, a release whose workers keep dying is (the coordinator judges both).
             let micros = now > t.receivedAt ? (now - t.receivedAt) / 1000 : 0
-            stats[entry.version, default: VersionStats()].record(micros: micros, error: true)
-            windowStats[entry.version, default: VersionStats()].record(micros: micros, error: true)
+            stats[entry.version, default: VersionStats()].lost += 1
+            windowStats[entry.version, default: VersionStats()].lost += 1
             complete(Completion(version: entry.version, outcome: "WORKER_DIED", queueMicros: 0, computeMicros: micros))
             if t.attempts < 2 {
                 // Retry once on another worker: back to the front of the queue.

@@ -10,8 +10,9 @@ final class RolloutMachineTests: XCTestCase {
         WorkerStatus(id: "w\(n)-\(UInt32.random(in: 0...UInt32.max))", name: "w\(n)", version: version, state: state, inFlight: 0)
     }
 
-    private func fig(requests: Int, errors: Int, p99Ms: Double) -> VersionFigures {
-        VersionFigures(requests: requests, errors: errors, errorRate: requests > 0 ? Double(errors) / Double(requests) : 0, p99Ms: p99Ms)
+    private func fig(requests: Int, errors: Int, p99Ms: Double, lost: Int = 0) -> VersionFigures {
+        VersionFigures(
+            requests: requests, errors: errors, errorRate: requests > 0 ? Double(errors) / Double(requests) : 0, p99Ms: p99Ms, lost: lost)
     }
 
     private func observation(_ workers: [WorkerStatus], _ window: [String: VersionFigures] = [:], at now: Double) -> PoolObservation {
@@ -333,5 +334,19 @@ final class RolloutMachineTests: XCTestCase {
         _ = observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 3)
         XCTAssertEqual(m.record.state, .rolledBack)
         XCTAssertTrue(m.record.reason.contains("\(moved) died while serving v2"), m.record.reason)
+    }
+
+    /// One request lost to a worker that stalled past the liveness timeout is not a failing release; workers of the
+    /// new version that keep dying are, whatever the error rate.
+    func testLostRequests_oneIsNoise_threeRollBack() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try m.start(plan(), workerCount: 2, now: 0)
+        let moved = try XCTUnwrap(loads(observe(&m, [worker(1, "v1"), worker(2, "v1")], at: 1)).first?.0)
+        let onV2 = moved == "w1" ? [worker(1, "v2"), worker(2, "v1")] : [worker(1, "v1"), worker(2, "v2")]
+        _ = observe(&m, onV2, ["v2": fig(requests: 60, errors: 0, p99Ms: 1, lost: 1)], at: 2)
+        XCTAssertEqual(m.record.state, .running)
+        _ = observe(&m, onV2, ["v2": fig(requests: 60, errors: 0, p99Ms: 1, lost: 3)], at: 3)
+        XCTAssertEqual(m.record.state, .rolledBack)
+        XCTAssertTrue(m.record.reason.contains("3 requests lost to dying v2 workers"), m.record.reason)
     }
 }

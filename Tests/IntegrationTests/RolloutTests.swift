@@ -209,4 +209,64 @@ final class RolloutTests: XCTestCase {
             XCTAssertNotNil(pool.terminate(within: 8))
         }
     }
+
+    /// Mid-step, the router is SIGKILLed (the supervisor restarts it: no split, no shadow, a new judging window,
+    /// every worker reconnects under a new socket identity) and later the new version's worker stalls past the
+    /// liveness timeout and reconnects. Neither is a death: the rollout carries on, is judged only on windows it
+    /// opened, and finishes with no rollback.
+    func testRollout_survivesRouterRestartAndWorkerReconnect_midStep() throws {
+        let registry = try makeRegistry()
+        let endpoint = fixture.ipcEndpoint("restart-front")
+        let admin = fixture.ipcEndpoint("restart-admin")
+        let pool = try ZRankProcess([
+            "serve", "--registry", registry, "--version", "tiny-v1", "--workers", "2", "--bind", endpoint, "--admin", admin,
+        ])
+        XCTAssertTrue(try pool.waitUntilServing(endpoint), pool.output)
+        XCTAssertNotNil(fixture.waitForStatus(admin, seconds: 20) { self.readyWorkers($0).count == 2 }, pool.output)
+        let out = fixture.directory.appendingPathComponent("restart-\(UUID().uuidString).json").path
+        let load = try startBench(endpoint, rate: 100, seconds: 40, json: out)
+        sleep(2)
+        let r = try RealModel.run(zrankctl, [
+            "--admin", admin, "rollout", "tiny-v2", "--canary", "50%", "--step", "50%", "--interval", "8s", "--min-requests", "30",
+            "--max-p99", "2000",
+        ])
+        XCTAssertEqual(r.status, 0, r.output)
+        // The canary worker serves v2.
+        let canary = try XCTUnwrap(fixture.waitForStatus(admin, seconds: 20) { s in
+            self.rollout(s)["stage"] as? String == "canary" && self.readyWorkers(s).contains { $0["version"] as? String == "tiny-v2" }
+        }, pool.output)
+        let epochBefore = try XCTUnwrap(canary["window_epoch"] as? UInt64)
+        let canaryName = try XCTUnwrap(readyWorkers(canary).first { $0["version"] as? String == "tiny-v2" }?["name"] as? String)
+
+        // The router dies; the supervisor starts another.
+        let router = try XCTUnwrap(pool.childPIDs().first { ZRankProcess.commandLine($0).contains(" router ") })
+        kill(router, SIGKILL)
+        let rejoined = fixture.waitForStatus(admin, seconds: 20) { s in
+            self.readyWorkers(s).count == 2 && (s["window_epoch"] as? UInt64) != epochBefore
+                && (s["coordinator"] as? [String: Any])?["judged_epoch"] as? UInt64 == s["window_epoch"] as? UInt64
+        }
+        let afterRestart = try XCTUnwrap(rejoined, "workers back on the new router, a new window opened and judged: \(pool.output)")
+        XCTAssertEqual(rollout(afterRestart)["state"] as? String, "running", "\(rollout(afterRestart))")
+        XCTAssertEqual((afterRestart["traffic"] as? [String: Double])?["tiny-v2"] ?? 0, 0.5, accuracy: 1e-9, "the split is put back")
+        XCTAssertEqual(readyWorkers(afterRestart).first { $0["name"] as? String == canaryName }?["version"] as? String, "tiny-v2")
+
+        // The canary worker stalls past the 3 s liveness timeout, then reconnects under the same name.
+        let stalled = try XCTUnwrap(pool.childPIDs().first { ZRankProcess.commandLine($0).contains("--id=\(canaryName)") })
+        kill(stalled, SIGSTOP)
+        sleep(4)
+        kill(stalled, SIGCONT)
+
+        let finished = fixture.waitForStatus(admin, seconds: 45) { s in
+            let state = self.rollout(s)["state"] as? String
+            return state == "done" || state == "rolled_back"
+        }
+        let final = try XCTUnwrap(finished, "the rollout did not end: \(pool.output)")
+        XCTAssertEqual(rollout(final)["state"] as? String, "done", "no spurious rollback: \(rollout(final))")
+        let history = rollout(final)["history"] as? [String] ?? []
+        XCTAssertFalse(history.contains { $0.contains("rolled back") || $0.contains("died") }, "\(history)")
+        XCTAssertEqual(Set(readyWorkers(final).compactMap { $0["version"] as? String }), ["tiny-v2"])
+        XCTAssertGreaterThanOrEqual(final["workers_lost"] as? Int ?? 0, 1, "the router saw the stalled worker go")
+        load.waitUntilExit()
+        XCTAssertNotNil(pool.terminate(within: 8))
+    }
 }

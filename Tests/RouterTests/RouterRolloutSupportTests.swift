@@ -120,8 +120,8 @@ final class RouterRolloutSupportTests: XCTestCase {
         XCTAssertEqual(core.workerViews.first?.version, "v2")
     }
 
-    /// A worker that dies with requests counts an error against its version (the requests are retried); a client's
-    /// own mistakes (INVALID_REQUEST) do not.
+    /// A worker that dies with requests counts them as lost against its version (the requests are retried); a
+    /// client's own mistakes (INVALID_REQUEST) are not the version's errors.
     func testWorkerDeath_countsAgainstItsVersion_clientErrorsDoNot() {
         var core = RouterCore()
         _ = core.workerMessage(ready(live, "v1", name: "w1"), now: 0)
@@ -131,7 +131,8 @@ final class RouterRolloutSupportTests: XCTestCase {
         XCTAssertEqual(out.first?.0, canary)
         let retried = sent(core.workerMessage([canary, FrameHeader(type: .disconnect, requestID: 0).bytes], now: 20))
         XCTAssertEqual(retried.first?.0, live, "retried on the other worker")
-        XCTAssertEqual(core.windowStats["v2"]?.errors, 1)
+        XCTAssertEqual(core.windowStats["v2"]?.lost, 1, "the death is counted against v2")
+        XCTAssertEqual(core.windowStats["v2"]?.errors ?? 0, 0, "but not as an answered error: the request is retried")
         XCTAssertEqual(core.takeCompletions().map(\.outcome), ["WORKER_DIED"])
         _ = core.workerMessage([live] + errorFrames(requestID: retried[0].1, .invalidRequest, "bad ids"), now: 30)
         XCTAssertEqual(core.windowStats["v1"]?.requests, 1)
