@@ -166,12 +166,21 @@ public final class CoordinatorService {
         return router + metrics.emitToString()
     }
 
+    /// Connections with a request still being read, at most.
+    static let maxHTTPPeers = 64
+
     /// Plain HTTP on a ZMQ_STREAM socket: `GET /metrics` answers the Prometheus text; anything else 404.
     private func serveHTTP(_ frames: [[UInt8]], on socket: ZMQSocket) {
         guard frames.count == 2 else { return }
         let peer = frames[0]
         if frames[1].isEmpty {  // connect or disconnect notice
             httpBuffers[peer] = nil
+            return
+        }
+        // Minimal on purpose (one GET, Prometheus text), with limits: at most `maxHTTPPeers` half-read requests held,
+        // 8 KiB each; beyond that a new connection is closed at once.
+        if httpBuffers[peer] == nil && httpBuffers.count >= Self.maxHTTPPeers {
+            try? socket.send([peer, []], dontWait: true)
             return
         }
         httpBuffers[peer, default: []] += frames[1]

@@ -310,9 +310,19 @@ extension ZRank {
             followParent()
             let logger = makeLogger("zrank.coordinator")
             do {
+                let opened = try registry.map { try Registry(path: $0) }
+                var stable = version
+                if let opened {
+                    // The same resolver as `serve` and `worker` (sizes only here: the workers verify checksums when they
+                    // map the files). A version that does not check is logged, not fatal: status and rollback must work.
+                    do {
+                        stable = try LiveVersion.resolve(in: opened, asked: version, quick: true).name
+                    } catch {
+                        logger.error("the live version does not check", metadata: ["asked": "\(version)", "error": "\(error)"])
+                    }
+                }
                 var config = CoordinatorConfiguration(
-                    adminEndpoint: admin, routerControl: routerControl, registry: try registry.map { try Registry(path: $0) },
-                    stableVersion: version)
+                    adminEndpoint: admin, routerControl: routerControl, registry: opened, stableVersion: stable)
                 config.expectedWorkers = (0..<max(0, expectWorkers)).map { "w\($0 + 1)" }
                 config.metrics = metrics
                 try CoordinatorService(configuration: config, logger: logger).run { CSystem_stop_requested() != 0 }

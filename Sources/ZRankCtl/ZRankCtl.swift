@@ -37,6 +37,12 @@ struct ZRankCtl: ParsableCommand {
         }
     }
 
+    /// A subcommand that talks to the admin socket: its own connection options, else the root's.
+    protocol AdminCommand: ParsableCommand {
+        var options: AdminOptions { get }
+        var root: ZRankCtl { get }
+    }
+
     /// A subcommand's connection: its own options, else the root's.
     struct Connection {
         var admin: String
@@ -69,12 +75,11 @@ struct ZRankCtl: ParsableCommand {
         func call(_ request: AdminRequest) throws -> AdminReply { try call(request, expecting: AdminReply.self) }
     }
 
-    struct Status: ParsableCommand {
+    struct Status: AdminCommand {
         static let configuration = CommandConfiguration(abstract: "Workers, their versions and states, traffic split, per-version figures.")
 
         @OptionGroup var options: AdminOptions
         @ParentCommand var root: ZRankCtl
-        private var connection: Connection { get throws { try Connection(options, root.connection) } }
 
         @Flag(name: .long, help: "Print JSON.")
         var json = false
@@ -112,12 +117,11 @@ struct ZRankCtl: ParsableCommand {
         }
     }
 
-    struct Pin: ParsableCommand {
+    struct Pin: AdminCommand {
         static let configuration = CommandConfiguration(abstract: "Send all unpinned traffic to one version.")
 
         @OptionGroup var options: AdminOptions
         @ParentCommand var root: ZRankCtl
-        private var connection: Connection { get throws { try Connection(options, root.connection) } }
 
         @Argument(help: "The version to pin.")
         var version: String
@@ -128,12 +132,11 @@ struct ZRankCtl: ParsableCommand {
         }
     }
 
-    struct Unpin: ParsableCommand {
+    struct Unpin: AdminCommand {
         static let configuration = CommandConfiguration(abstract: "Clear the pin: traffic goes to any live worker again.")
 
         @OptionGroup var options: AdminOptions
         @ParentCommand var root: ZRankCtl
-        private var connection: Connection { get throws { try Connection(options, root.connection) } }
 
         func run() throws {
             try connection.call(.unpin)
@@ -155,7 +158,7 @@ struct ZRankCtl: ParsableCommand {
         }
     }
 
-    struct Rollout: ParsableCommand {
+    struct Rollout: AdminCommand {
         static let configuration = CommandConfiguration(
             abstract: "Roll a registry version out across the workers, one worker at a time, with automatic rollback.",
             discussion: """
@@ -167,7 +170,6 @@ struct ZRankCtl: ParsableCommand {
 
         @OptionGroup var options: AdminOptions
         @ParentCommand var root: ZRankCtl
-        private var connection: Connection { get throws { try Connection(options, root.connection) } }
 
         @Argument(help: "The registry version to roll out.")
         var version: String
@@ -217,36 +219,38 @@ struct ZRankCtl: ParsableCommand {
         }
     }
 
-    struct Pause: ParsableCommand {
+    struct Pause: AdminCommand {
         static let configuration = CommandConfiguration(abstract: "Hold the running rollout at its current share.")
         @OptionGroup var options: AdminOptions
         @ParentCommand var root: ZRankCtl
-        private var connection: Connection { get throws { try Connection(options, root.connection) } }
         func run() throws {
             try connection.call(.pause)
             print("paused")
         }
     }
 
-    struct Resume: ParsableCommand {
+    struct Resume: AdminCommand {
         static let configuration = CommandConfiguration(abstract: "Continue a paused rollout (its step interval starts again).")
         @OptionGroup var options: AdminOptions
         @ParentCommand var root: ZRankCtl
-        private var connection: Connection { get throws { try Connection(options, root.connection) } }
         func run() throws {
             try connection.call(.resume)
             print("resumed")
         }
     }
 
-    struct Rollback: ParsableCommand {
+    struct Rollback: AdminCommand {
         static let configuration = CommandConfiguration(abstract: "Send all traffic back to the live version and move workers back.")
         @OptionGroup var options: AdminOptions
         @ParentCommand var root: ZRankCtl
-        private var connection: Connection { get throws { try Connection(options, root.connection) } }
         func run() throws {
             try connection.call(.rollback)
             print("rolled back")
         }
     }
+}
+
+extension ZRankCtl.AdminCommand {
+    /// The endpoint and timeout to use.
+    var connection: ZRankCtl.Connection { get throws { try ZRankCtl.Connection(options, root.connection) } }
 }

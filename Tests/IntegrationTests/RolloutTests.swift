@@ -236,6 +236,14 @@ final class RolloutTests: XCTestCase {
             self.rollout(s)["stage"] as? String == "canary" && self.readyWorkers(s).contains { $0["version"] as? String == "tiny-v2" }
         }, pool.output)
         let epochBefore = try XCTUnwrap(canary["window_epoch"] as? UInt64)
+        // Through the admin socket, the operations a rollout owns are refused while it runs.
+        let channel = try AdminChannel(context: ZMQContext(), endpoint: admin)
+        for request: AdminRequest in [.split(weights: ["tiny-v1": 1]), .shadow(version: "tiny-v2"), .drain(worker: "w1", on: true), .windowReset] {
+            XCTAssertThrowsError(try channel.call(request, expecting: AdminReply.self, timeoutMs: 3000), "\(request.op)") { error in
+                guard case .refused(let code, let message) = error as? AdminCallError else { return XCTFail("\(error)") }
+                XCTAssertEqual(code, .conflict, message)
+            }
+        }
         let canaryName = try XCTUnwrap(readyWorkers(canary).first { $0["version"] as? String == "tiny-v2" }?["name"] as? String)
 
         // The router dies; the supervisor starts another.
