@@ -16,7 +16,9 @@ public enum CoordinatorEffect: Equatable, Sendable {
 ///
 /// Which admin operations pass when: `split`, `shadow`, `window_reset`, `drain` and `load` go through to the router
 /// only while no rollout is active (a rollout owns the traffic split, the judging window and worker loads); `pin`
-/// and `unpin` likewise; `rollout`, `pause`, `resume` and `rollback` drive the `RolloutMachine`.
+/// and `unpin` likewise; `load` never with a registry (workers run its live version); `rollout`, `pause`, `resume`
+/// and `rollback` drive the `RolloutMachine`. Outside a rollout the split and the shadow are the operator's: a tick
+/// puts back only what an active rollout (or a rollback still moving workers) wants.
 public struct CoordinatorCore {
     /// One call to the router's control socket: the answer's bytes, or nil when it did not answer.
     public typealias RouterCall = (AdminRequest) -> [UInt8]?
@@ -48,7 +50,12 @@ public struct CoordinatorCore {
         // Without a registry there is nothing to load versions from: status and pins only.
         guard registry != nil else { return [] }
         var effects = perform(machine.observe(PoolObservation(status, now: now)), router: router)
-        // The router may have restarted (it then has no split and no shadow): put back what the rollout says.
+        // The router may have restarted (it then has no split and no shadow): put back what the rollout says, while
+        // a rollout owns them (after a rollback, until every worker is back on the live version); otherwise they are
+        // the operator's (pin, split, shadow).
+        let stable = machine.record.stable
+        let rollingBack = machine.record.state == .rolledBack && status.workers.contains { $0.version != stable }
+        guard machine.isActive || rollingBack else { return effects }
         if let split = machine.desiredSplit {
             let same = status.split.count == split.count
                 && split.allSatisfy { abs((status.split[$0.key] ?? -1) - $0.value) < 1e-9 }
@@ -97,7 +104,8 @@ public struct CoordinatorCore {
                     version: version, model: registry.modelPath(version), index: registry.indexPath(version),
                     heads: registry.headsPath(version))
                 if let error = refusal(router(.load(worker: worker, order))) {
-                    effects.append(.log(.warning, "load refused by the router: \(error)"))
+                    machine.loadNotDelivered(worker: worker)
+                    effects.append(.log(.warning, "load of \(version) on \(worker) not delivered: \(error)"))
                 }
             case .persist:
                 persist = true
@@ -151,6 +159,9 @@ public struct CoordinatorCore {
             if machine.isActive {
                 let what = request.op == .pin || request.op == .unpin ? "pinning" : "\(request.op.rawValue)"
                 return (refuse(.conflict, "a rollout is \(machine.record.state.rawValue) and owns the traffic split, the judging window and worker loads; roll it back or let it finish before \(what)"), [])
+            }
+            if case .load = request, registry != nil {
+                return (refuse(.conflict, "workers run the live version of the registry (rollout.json); change it with zrankctl rollout"), [])
             }
             var forward = request
             switch request {

@@ -84,8 +84,11 @@ public struct RolloutError: Error, Equatable, Sendable, CustomStringConvertible 
 /// left on the live version until the share reaches 100%.
 public struct RolloutMachine: Sendable {
     public private(set) var record: RolloutRecord
-    /// A load asked for and not yet seen through: (worker name, version, when).
-    private var pendingLoad: (worker: String, version: String, since: Double)?
+    /// A load asked for and not yet seen through: (worker name, its socket identity then, version, when).
+    private var pendingLoad: (worker: String, id: String, version: String, since: Double)?
+    /// Every worker name seen, with when it was last in view: one seen within the grace time and missing now is
+    /// expected back (a reconnect, a router restart), so nothing moves until it is back or the grace time is over.
+    private var lastInView: [String: Double] = [:]
     /// Workers (by announced name) seen serving the new version during this rollout, with when each went missing
     /// (nil: present). One gone for longer than `graceSeconds`, or back on another version, died on it.
     private var onTarget: [String: Double?] = [:]
@@ -94,8 +97,8 @@ public struct RolloutMachine: Sendable {
     /// Seconds a worker may be missing from the router's view (a router restart, a reconnect after a stall) before
     /// it counts as dead.
     public var graceSeconds = 10.0
-    /// Requests lost to worker deaths in one step's window (`VersionFigures.lost`) at which the new version rolls
-    /// back: one stall past the liveness timeout is not a failing release, workers that keep dying are.
+    /// Worker deaths with requests in flight in one step's window (`VersionFigures.lost`) at which the new version
+    /// rolls back: one stall past the liveness timeout is not a failing release, workers that keep dying are.
     public var maxLostPerWindow = 3
 
     public init(record: RolloutRecord) {
@@ -209,9 +212,12 @@ public struct RolloutMachine: Sendable {
             }
         }
         if windowValid || !isActive, let p99 = liveP99(o) { record.baselineP99Ms = p99 }
-        // While a worker of the new version is out of view (within the grace time) nothing else moves: it is
-        // expected back as it was.
-        if !onTarget.values.contains(where: { $0 != nil }) { actions += reconcile(o) }
+        // While a worker seen within the grace time is out of view, nothing moves: the pool it would be judged
+        // against is not all there (a reconnect, a router restart); one gone for longer has left the pool.
+        for w in o.workers { lastInView[w.name] = o.now }
+        lastInView = lastInView.filter { o.now - $0.value <= graceSeconds }
+        let present = Set(o.workers.map(\.name))
+        if lastInView.keys.allSatisfy(present.contains) { actions += reconcile(o) }
         return actions
     }
 
@@ -289,7 +295,7 @@ public struct RolloutMachine: Sendable {
             return nil
         }
         if let w = o.window[plan.target], w.lost >= maxLostPerWindow {
-            return "\(w.lost) requests lost to dying \(plan.target) workers in this step"
+            return "\(w.lost) \(plan.target) workers died with requests in flight in this step"
         }
         guard let w = o.window[plan.target], w.requests >= plan.minRequests else { return nil }
         if w.errorRate > plan.maxErrorRate {
@@ -368,12 +374,24 @@ public struct RolloutMachine: Sendable {
             if p.version != record.plan?.target { onTarget[w.name] = nil }
             return [.log(.info, "worker \(w.name) now serves \(p.version)")]
         }
+        if w.id != p.id && w.version != p.version {
+            // It reconnected (a router restart, a stall) before the load went through: the router that had the order
+            // may be gone, so the order is given again rather than judged failed.
+            pendingLoad = (w.name, w.id, p.version, o.now)
+            return [.load(worker: w.name, version: p.version), .log(.info, "worker \(w.name) reconnected before loading \(p.version); ordering the load again")]
+        }
         let failed = (w.state == .ready && o.now - p.since > 2) || o.now - p.since > loadTimeoutSeconds
         guard failed else { return [] }
         pendingLoad = nil
         let reason = "worker \(w.name) failed to load \(p.version) (still on \(w.version))"
         if onNewVersion { return rollBack(reason, now: o.now) }
         return [.log(.warning, reason)]
+    }
+
+    /// The router refused the load order or did not answer: forget it (the next observation orders what is still
+    /// needed) instead of judging it failed.
+    public mutating func loadNotDelivered(worker: String) {
+        if pendingLoad?.worker == worker { pendingLoad = nil }
     }
 
     /// Asks for one load when a worker runs the wrong version and none is between versions.
@@ -395,7 +413,7 @@ public struct RolloutMachine: Sendable {
             pick = (w, record.stable)
         }
         guard let (w, version) = pick else { return [] }
-        pendingLoad = (w.name, version, o.now)
+        pendingLoad = (w.name, w.id, version, o.now)
         return [.load(worker: w.name, version: version), .log(.info, "moving worker \(w.name) from \(w.version) to \(version)")]
     }
 }

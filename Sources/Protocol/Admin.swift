@@ -644,6 +644,8 @@ public final class AdminChannel {
         self.endpoint = endpoint
         socket = try ZMQSocket(context, type: .dealer)
         try socket.setInt(ZMQOption.linger, 0)
+        // Queue nothing while the peer is away: a request sent to a dead router must not reach its successor later.
+        try socket.setInt(ZMQOption.immediate, 1)
         try socket.connect(endpoint)
     }
 
@@ -652,9 +654,16 @@ public final class AdminChannel {
     public func call(_ request: AdminRequest, timeoutMs: Int, stop: () -> Bool = { false }) throws(AdminCallError) -> [UInt8] {
         let id = nextID
         nextID += 1
+        let deadline = monotonicNanos() + UInt64(max(0, timeoutMs)) * 1_000_000
         do {
-            try socket.send([FrameHeader(type: .control, requestID: id).bytes, AdminJSON.encode(request)], dontWait: true)
-            let deadline = monotonicNanos() + UInt64(max(0, timeoutMs)) * 1_000_000
+            // With ZMQ_IMMEDIATE a send waits for a connected peer: up to the timeout, then it is "no answer".
+            try socket.setInt(ZMQOption.sendTimeout, Int32(clamping: max(1, timeoutMs)))
+            try socket.send([FrameHeader(type: .control, requestID: id).bytes, AdminJSON.encode(request)])
+        } catch {
+            if error.wouldBlock { throw .noAnswer(endpoint: endpoint, timeoutMs: timeoutMs) }
+            throw .transport("\(endpoint): \(error)")
+        }
+        do {
             while !stop() {
                 let now = monotonicNanos()
                 guard now < deadline else { break }

@@ -161,6 +161,7 @@ public enum ZMQOption {
     public static let receiveHighWaterMark: Int32 = ZMQ_RCVHWM
     public static let linger: Int32 = ZMQ_LINGER
     public static let immediate: Int32 = ZMQ_IMMEDIATE
+    public static let sendTimeout: Int32 = ZMQ_SNDTIMEO
 }
 
 /// libzmq's built-in proxy (benchmarks compare the router with it).

@@ -77,7 +77,9 @@ public enum ControlHandler {
             r.epoch = core.resetWindow()
             reply = r
         case .shadow(let version):
-            outcome.shadowGeneration = core.setShadow(version)
+            let before = core.shadow?.generation ?? 0
+            let generation = core.setShadow(version)
+            if generation != before { outcome.shadowGeneration = generation }
             reply = .ok
         case .metrics:
             var r = AdminReply()

@@ -48,8 +48,8 @@ public struct RouterCore {
     public struct VersionStats: Equatable, Sendable {
         public var requests = 0
         public var errors = 0
-        /// Requests a worker of this version had in flight when it was declared dead or disconnected (each is
-        /// retried once elsewhere, so it is not counted as a request or an error here).
+        /// Times a worker of this version was declared dead or disconnected with requests in flight (they are
+        /// retried once elsewhere, so they are not counted as requests or errors here).
         public var lost = 0
         /// Recent round trips through the router (receipt to answer), microseconds; bounded window.
         var recentMicros: [UInt64] = []
@@ -199,6 +199,7 @@ public struct RouterCore {
     /// take no live traffic while a split without their version is set. Returns the run's generation (0: stopped).
     @discardableResult
     public mutating func setShadow(_ version: String?) -> UInt64 {
+        if version == shadow?.version { return shadow?.generation ?? 0 }
         if let version {
             if shadow?.version != version {
                 shadowGeneration += 1
@@ -335,7 +336,7 @@ public struct RouterCore {
                 var serverError = false
                 if header.type == .error {
                     // The code rides in the header: the body is never decoded here.
-                    let code = Self.errorCode(header)
+                    let code = Self.errorCode(header, body: body)
                     outcome = code.name
                     serverError = Self.isServerError(code)
                 }
@@ -404,10 +405,11 @@ public struct RouterCore {
 
     // MARK: - Internals
 
-    /// The code an ERROR header carries (INTERNAL when the sender left it out).
-    static func errorCode(_ header: FrameHeader) -> Zrank_V1_Error.Code {
-        guard header.errorCode != 0, let code = Zrank_V1_Error.Code(rawValue: Int(header.errorCode)) else { return .internal }
-        return code
+    /// The code of an ERROR: from its header; only a sender that predates the header field (code 0) has its body
+    /// decoded, on this error path alone.
+    static func errorCode(_ header: FrameHeader, body: [UInt8]) -> Zrank_V1_Error.Code {
+        if header.errorCode != 0, let code = Zrank_V1_Error.Code(rawValue: Int(header.errorCode)) { return code }
+        return (try? Zrank_V1_Error(serializedBytes: body))?.code ?? .internal
     }
 
     /// Errors that count against the version that answered (the client's own mistakes do not).
@@ -419,15 +421,17 @@ public struct RouterCore {
         guard let entry = table.remove(identity) else { return [] }
         workersLost += 1
         var actions: [RouterAction] = []
+        if entry.inFlight.contains(where: { book[$0] != nil }) {
+            stats[entry.version, default: VersionStats()].lost += 1
+            windowStats[entry.version, default: VersionStats()].lost += 1
+        }
         for id in entry.inFlight.sorted() {
             shadowTickets[id] = nil
             guard let t = book[id] else { continue }
-            // The request is retried (or answered WORKER_FAILED); the loss is counted against the version that had
-            // it (`lost`), apart from its errors: a worker that stalls past the liveness timeout and reconnects is not
-            // a failing release, a release whose workers keep dying is (the coordinator judges both).
+            // The request is retried (or answered WORKER_FAILED); the death is counted against the version (`lost`,
+            // once per death), apart from its errors: a worker that stalls past the liveness timeout and reconnects is
+            // not a failing release, a release whose workers keep dying is (the coordinator judges both).
             let micros = now > t.receivedAt ? (now - t.receivedAt) / 1000 : 0
-            stats[entry.version, default: VersionStats()].lost += 1
-            windowStats[entry.version, default: VersionStats()].lost += 1
             complete(Completion(version: entry.version, outcome: "WORKER_DIED", queueMicros: 0, computeMicros: micros))
             if t.attempts < 2 {
                 // Retry once on another worker: back to the front of the queue.
@@ -539,7 +543,7 @@ public struct RouterCore {
     private mutating func shadowAnswer(_ liveID: UInt64, header: FrameHeader, body: [UInt8]) -> [RouterAction] {
         guard pairs[liveID] != nil else { return [] }
         guard header.type == .rankResponse else {
-            let code = header.type == .error ? Self.errorCode(header) : .internal
+            let code = header.type == .error ? Self.errorCode(header, body: body) : .internal
             if Self.isServerError(code) { shadow?.errors += 1 }
             pairs[liveID] = nil
             return []

@@ -197,4 +197,54 @@ final class CoordinatorCoreTests: XCTestCase {
         XCTAssertEqual(status.workers.first { $0.name == "w2" }?.state, .dead)
         XCTAssertEqual(status.workers.first { $0.name == "w1" }?.state, .ready)
     }
+
+    /// Outside a rollout the split and the shadow are the operator's: ticks do not undo them, also after a
+    /// rollback once the workers are back; with a registry, `load` is refused (workers run its live version).
+    func testOperatorChanges_stickAcrossTicks_whenNoRolloutOwnsThem() throws {
+        let router = InMemoryRouter()
+        router.join("w1", "v1")
+        router.join("w2", "v1")
+        var core = CoordinatorCore(record: RolloutRecord(stable: "v1"), registry: try registry(["v1", "v2"]))
+        XCTAssertEqual(admin(&core, router, .shadow(version: "v1")).ok, true)
+        XCTAssertEqual(admin(&core, router, .pin(version: "v1")).ok, true)
+        for t in 1...3 { _ = core.tick(now: Double(t), router: router.call) }
+        XCTAssertEqual(router.core.shadow?.version, "v1", "an idle coordinator leaves the operator's shadow alone")
+        XCTAssertEqual(router.core.trafficSplit, ["v1": 1])
+        let load = admin(&core, router, .load(worker: "w1", LoadOrder(version: "v2", model: "m", index: "i")))
+        XCTAssertEqual(load.code, .conflict)
+        XCTAssertTrue(load.error?.contains("zrankctl rollout") == true, load.error ?? "")
+        // A rollout and its rollback: once every worker is back on v1, a pin sticks again.
+        _ = admin(&core, router, .shadow(version: nil))
+        _ = admin(&core, router, .unpin)
+        XCTAssertEqual(admin(&core, router, rollout("v2"), at: 10).ok, true)
+        XCTAssertEqual(admin(&core, router, .rollback, at: 11).rollout?.state, .rolledBack)
+        XCTAssertEqual(router.core.trafficSplit, ["v1": 1], "a rollback sends all traffic to the live version")
+        _ = core.tick(now: 12, router: router.call)
+        XCTAssertEqual(admin(&core, router, .pin(version: "v1")).ok, true)
+        XCTAssertEqual(admin(&core, router, .unpin).ok, true)
+        _ = core.tick(now: 13, router: router.call)
+        XCTAssertEqual(router.core.trafficSplit, [:], "every worker is on v1: the unpin is not undone")
+    }
+
+    /// A load order the router refuses (the worker vanished between status and order) is forgotten, not judged a
+    /// failed load: no rollback.
+    func testRefusedLoadOrder_isNotAFailedLoad() throws {
+        let router = InMemoryRouter()
+        router.join("w1", "v1")
+        router.join("w2", "v1")
+        var core = CoordinatorCore(record: RolloutRecord(stable: "v1"), registry: try registry(["v1", "v2"]))
+        XCTAssertEqual(admin(&core, router, rollout("v2"), at: 0).ok, true)
+        // Between the status the tick reads and its load order, the worker it picks is gone from the router.
+        let refusing: CoordinatorCore.RouterCall = { request in
+            if case .load = request {
+                return AdminJSON.encode(AdminReply.refusal(.notFound, "no live worker"))
+            }
+            return router.call(request)
+        }
+        let effects = core.tick(now: 1, router: refusing)
+        XCTAssertTrue(effects.contains { if case .log(.warning, let line) = $0 { return line.contains("not delivered") } else { return false } }, "\(effects)")
+        for t in 2...5 { _ = core.tick(now: Double(t) * 2, router: router.call) }
+        XCTAssertEqual(core.machine.record.state, .running, "\(core.machine.record.history)")
+        XCTAssertEqual(router.core.workerViews.filter { $0.state == .loading || $0.state == .draining }.count, 1, "the order was given again")
+    }
 }

@@ -6,8 +6,9 @@ import XCTest
 
 /// The rollout state machine without sockets: steps, judging, rollback, one worker at a time, restarts, persistence.
 final class RolloutMachineTests: XCTestCase {
-    private func worker(_ n: Int, _ version: String, _ state: WorkerState = .ready) -> WorkerStatus {
-        WorkerStatus(id: "w\(n)-\(UInt32.random(in: 0...UInt32.max))", name: "w\(n)", version: version, state: state, inFlight: 0)
+    /// Worker `wN`; `connection` names its socket identity (another one after a reconnect).
+    private func worker(_ n: Int, _ version: String, _ state: WorkerState = .ready, connection: String = "a") -> WorkerStatus {
+        WorkerStatus(id: "w\(n)-\(connection)", name: "w\(n)", version: version, state: state, inFlight: 0)
     }
 
     private func fig(requests: Int, errors: Int, p99Ms: Double, lost: Int = 0) -> VersionFigures {
@@ -311,7 +312,7 @@ final class RolloutMachineTests: XCTestCase {
         XCTAssertTrue(a.contains(.resetWindow), "the reset is sent again when the router shows another window")
         XCTAssertNil(m.judgedEpoch)
         XCTAssertTrue(loads(a).isEmpty, "nothing moves while the pool is not in view")
-        let back = onV2.map { worker(Int(String($0.name.dropFirst()))!, $0.version) }
+        let back = onV2.map { worker(Int(String($0.name.dropFirst()))!, $0.version, connection: "b") }
         // Figures of a window the step did not open are never judged, however bad.
         a = m.observe(PoolObservation(workers: back, window: ["v2": fig(requests: 500, errors: 500, p99Ms: 1)], windowEpoch: 77, now: 5))
         XCTAssertEqual(m.record.state, .running, "a foreign window's errors are not the step's")
@@ -347,6 +348,40 @@ final class RolloutMachineTests: XCTestCase {
         XCTAssertEqual(m.record.state, .running)
         _ = observe(&m, onV2, ["v2": fig(requests: 60, errors: 0, p99Ms: 1, lost: 3)], at: 3)
         XCTAssertEqual(m.record.state, .rolledBack)
-        XCTAssertTrue(m.record.reason.contains("3 requests lost to dying v2 workers"), m.record.reason)
+        XCTAssertTrue(m.record.reason.contains("3 v2 workers died with requests in flight"), m.record.reason)
+    }
+
+    /// The router restarts while a worker loads the new version: the worker reconnects (a new socket identity) still
+    /// on the old version; the order is given again instead of being judged a failed load.
+    func testRouterRestartDuringALoad_reordersIt() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        _ = try m.start(plan(), workerCount: 2, now: 0)
+        let pool = [worker(1, "v1"), worker(2, "v1")]
+        let moved = try XCTUnwrap(loads(observe(&m, pool, at: 1)).first?.0)
+        let draining = pool.map { $0.name == moved ? WorkerStatus(id: $0.id, name: $0.name, version: "v1", state: .draining, inFlight: 1) : $0 }
+        _ = observe(&m, draining, at: 2)
+        // Back after the restart: new identities, ready, on v1.
+        let a = observe(&m, [worker(1, "v1", connection: "b"), worker(2, "v1", connection: "b")], at: 5)
+        XCTAssertEqual(m.record.state, .running, m.record.reason)
+        XCTAssertEqual(loads(a).map(\.0), [moved], "the load is ordered again")
+        _ = observe(&m, [worker(1, moved == "w1" ? "v2" : "v1", connection: "b"), worker(2, moved == "w2" ? "v2" : "v1", connection: "b")], at: 6)
+        XCTAssertEqual(m.record.state, .running)
+        XCTAssertTrue(m.record.history.isEmpty == false)
+    }
+
+    /// While a worker seen moments ago is out of view, nothing moves: with 3 workers at 50% two should serve v2, and
+    /// a live-version worker briefly missing must not make the machine move a v2 worker back.
+    func testMissingWorker_holdsReconcile_untilBackOrGone() throws {
+        var m = RolloutMachine(record: RolloutRecord(stable: "v1"))
+        var p = plan()
+        p.canary = 0.5
+        _ = try m.start(p, workerCount: 3, now: 0)
+        let full = [worker(1, "v2"), worker(2, "v2"), worker(3, "v1")]
+        XCTAssertTrue(loads(observe(&m, full, at: 1)).isEmpty, "2 of 3 on v2 is what 50% asks")
+        XCTAssertTrue(loads(observe(&m, Array(full.prefix(2)), at: 2)).isEmpty, "w3 missing: hold")
+        XCTAssertTrue(loads(observe(&m, full, at: 3)).isEmpty, "w3 back: still nothing to move")
+        // Gone for longer than the grace time: the pool is 2 workers now, and 50% of 2 is 1 on v2.
+        _ = observe(&m, Array(full.prefix(2)), at: 4)
+        XCTAssertEqual(loads(observe(&m, Array(full.prefix(2)), at: 20)).map(\.1), ["v1"])
     }
 }

@@ -79,6 +79,8 @@ final class RouterRolloutSupportTests: XCTestCase {
         XCTAssertEqual(agreement.rankCorrelation, 1.0 / 3, accuracy: 1e-12)
         // A pair from an earlier shadow run is ignored once a new run started.
         let stale = ShadowPair(generation: s.generation, live: [], shadow: [])
+        XCTAssertEqual(core.setShadow("v2"), s.generation, "the same shadow again keeps its run")
+        XCTAssertEqual(core.shadow?.sent, 3)
         comparator.reset(generation: core.setShadow("v3"))
         comparator.compare(stale)
         XCTAssertEqual(comparator.figures.compared, 0)
@@ -137,6 +139,15 @@ final class RouterRolloutSupportTests: XCTestCase {
         _ = core.workerMessage([live] + errorFrames(requestID: retried[0].1, .invalidRequest, "bad ids"), now: 30)
         XCTAssertEqual(core.windowStats["v1"]?.requests, 1)
         XCTAssertEqual(core.windowStats["v1"]?.errors, 0, "a client's mistake is not the version's error")
+        // A sender that predates the header's error code (0 there): its body says which code it was.
+        let next = sent(core.clientMessage(request(2), now: 40))
+        var legacy = errorFrames(requestID: next[0].1, .invalidRequest, "bad ids")
+        var header = try! FrameHeader(decoding: legacy[0])
+        header.errorCode = 0
+        legacy[0] = header.bytes
+        _ = core.workerMessage([next[0].0] + legacy, now: 50)
+        XCTAssertEqual(core.windowStats["v1"]?.errors, 0, "still the client's mistake")
+        XCTAssertEqual(core.takeCompletions().last?.outcome, "INVALID_REQUEST")
     }
 
     /// A restarted worker announces the same id: its dead predecessor is dropped at once and the request it held
