@@ -133,6 +133,7 @@ let package = Package(
                 "Model",
                 "Protocol",
                 "Ranking",
+                "Registry",
                 "CSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

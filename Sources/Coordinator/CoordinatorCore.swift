@@ -99,11 +99,8 @@ public struct CoordinatorCore {
                 }
                 persist = !machine.windowOpened(epoch).isEmpty || persist
             case .load(let worker, let version):
-                guard let registry else { continue }
-                let order = LoadOrder(
-                    version: version, model: registry.modelPath(version), index: registry.indexPath(version),
-                    heads: registry.headsPath(version))
-                if let error = refusal(router(.load(worker: worker, order))) {
+                // A version name only: the worker resolves it in its registry folder.
+                if let error = refusal(router(.load(worker: worker, LoadOrder(version: version)))) {
                     machine.loadNotDelivered(worker: worker)
                     effects.append(.log(.warning, "load of \(version) on \(worker) not delivered: \(error)"))
                 }
@@ -160,23 +157,17 @@ public struct CoordinatorCore {
                 let what = request.op == .pin || request.op == .unpin ? "pinning" : "\(request.op.rawValue)"
                 return (refuse(.conflict, "a rollout is \(machine.record.state.rawValue) and owns the traffic split, the judging window and worker loads; roll it back or let it finish before \(what)"), [])
             }
-            if case .load = request, registry != nil {
-                return (refuse(.conflict, "workers run the live version of the registry (rollout.json); change it with zrankctl rollout"), [])
+            if case .load = request {
+                // Loads are the rollouts': with a registry, workers run its live version (rollout.json); without one
+                // they serve the files they were started with.
+                return registry != nil
+                    ? (refuse(.conflict, "workers run the live version of the registry (rollout.json); change it with zrankctl rollout"), [])
+                    : (refuse(.unavailable, "loads name registry versions; start the pool with --registry DIR --version NAME"), [])
             }
+            // Version names were checked when the request was decoded (`VersionName`).
             var forward = request
-            switch request {
-            case .pin(let version):
-                if let problem = invalidName(version) { return (refuse(.invalidRequest, problem), []) }
-                forward = .split(weights: [version: 1])
-            case .unpin:
-                forward = .split(weights: [:])
-            case .load(_, let order):
-                if let problem = invalidName(order.version) { return (refuse(.invalidRequest, problem), []) }
-            case .shadow(let version?):
-                if let problem = invalidName(version) { return (refuse(.invalidRequest, problem), []) }
-            default:
-                break
-            }
+            if case .pin(let version) = request { forward = .split(weights: [version: 1]) }
+            if case .unpin = request { forward = .split(weights: [:]) }
             guard let answer = router(forward) else { return (unavailable, []) }
             return (answer, [])
         }
@@ -186,15 +177,6 @@ public struct CoordinatorCore {
 
     private func refuse(_ code: AdminErrorCode, _ message: String) -> [UInt8] {
         AdminJSON.encode(AdminReply.refusal(code, message))
-    }
-
-    private func invalidName(_ version: String) -> String? {
-        do {
-            try Registry.validate(name: version)
-            return nil
-        } catch {
-            return error.description
-        }
     }
 
     private mutating func rollout(_ r: RolloutRequest, now: Double, router: RouterCall) -> ([UInt8], [CoordinatorEffect]) {

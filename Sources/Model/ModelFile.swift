@@ -115,27 +115,30 @@ public final class ModelFile: @unchecked Sendable {
     private let dataOffset: Int
     private let tensorsByName: [String: TensorEntry]
 
-    /// Maps and validates `path`.
-    /// - Parameter verifyChecksum: check the SHA-256 trailer over the whole file (on by default).
-    /// - Throws: `ModelError` naming the problem: truncated, bad magic, other format version, checksum mismatch,
-    ///   corrupt metadata or tensors out of bounds.
-    public init(path: String, verifyChecksum: Bool = true) throws {
+    /// Maps (or copies) and validates `path`.
+    /// - Parameters:
+    ///   - verifyChecksum: check the SHA-256 trailer over the whole file (on by default).
+    ///   - loading: `.mapped` (shared pages) or `.privateCopy` (later changes to the file cannot reach this reader).
+    /// - Throws: `ModelError` naming the problem: not a regular file, truncated, bad magic, other format version,
+    ///   checksum mismatch, corrupt metadata or tensors out of bounds.
+    public init(path: String, verifyChecksum: Bool = true, loading: FileLoading = .mapped) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else {
-            throw ModelError.io(path: path, reason: "cannot open model file: \(String(cString: strerror(errno)))")
+        let fd: Int32
+        let size: Int
+        do {
+            (fd, size) = try FileMapping.open(path, what: "model file")
+        } catch {
+            throw ModelError.io(path: path, reason: "\(error)")
         }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            throw ModelError.io(path: path, reason: "cannot stat model file: \(String(cString: strerror(errno)))")
-        }
-        let size = Int(st.st_size)
         guard size >= ModelFileFormat.headerSize else {
             throw ModelError.truncated(path: path, expected: ModelFileFormat.headerSize, actual: size)
         }
-        guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
-            throw ModelError.io(path: path, reason: "cannot map model file: \(String(cString: strerror(errno)))")
+        let raw: UnsafeMutableRawPointer
+        do {
+            raw = try FileMapping.load(fd: fd, size: size, loading)
+        } catch {
+            throw ModelError.io(path: path, reason: "\(error)")
         }
         let base = UnsafeRawPointer(raw)
         var ok = false

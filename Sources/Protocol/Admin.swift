@@ -40,6 +40,21 @@ public enum RolloutStage: String, Codable, Sendable, CaseIterable {
     case none
 }
 
+// MARK: - Version names
+
+/// The rule for version names, checked wherever one arrives (rollout, pin, load, shadow, split, registry): 1-64
+/// letters, digits, '.', '_' or '-', not starting with '.', so a name can never reach outside the registry folder.
+public enum VersionName {
+    /// Why `name` is not a version name, or nil.
+    public static func problem(_ name: String) -> String? {
+        let ok = (1...64).contains(name.utf8.count) && !name.hasPrefix(".")
+            && name.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
+            }
+        return ok ? nil : "invalid version name \"\(name)\": use 1-64 letters, digits, '.', '_' or '-' (not starting with '.')"
+    }
+}
+
 // MARK: - Rollout plan
 
 /// What an operator asks for with `zrankctl rollout VERSION ...` (persisted with the rollout record).
@@ -111,6 +126,7 @@ public struct RolloutRequest: Codable, Equatable, Sendable {
         if let minRequests { plan.minRequests = minRequests }
         if let shadowSeconds { plan.shadowSeconds = shadowSeconds }
         if version.isEmpty { throw AdminMessageError(.invalidField, "rollout needs \"version\"") }
+        if let problem = VersionName.problem(version) { throw AdminMessageError(.invalidField, problem) }
         if let problem = plan.problem { throw AdminMessageError(.invalidField, problem) }
         return plan
     }
@@ -127,21 +143,37 @@ public struct RolloutRequest: Codable, Equatable, Sendable {
 
 // MARK: - Load
 
-/// The LOAD body the router sends a worker (and the fields of the `load` admin operation besides `worker`): which
-/// version to load in place, from which files.
+/// The LOAD body the router sends a worker: the registry version to load in place. A LOAD names a version, never a
+/// path: the worker resolves it inside its own registry folder.
 public struct LoadOrder: Codable, Equatable, Sendable {
     public var version: String
-    public var model: String
-    public var index: String
-    /// The version's ranking heads file (nil or empty: rank by cosine).
-    public var heads: String?
 
-    public init(version: String, model: String, index: String, heads: String? = nil) {
+    public init(version: String) {
         self.version = version
-        self.model = model
-        self.index = index
-        self.heads = heads
     }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: AnyKey.self)
+        if let path = ["model", "index", "heads"].first(where: { c.contains(AnyKey($0)) }) {
+            throw AdminMessageError(.invalidField, "load names a registry version, never a path (\"\(path)\" is not accepted)")
+        }
+        version = try c.decode(String.self, forKey: AnyKey("version"))
+        if let problem = VersionName.problem(version) { throw AdminMessageError(.invalidField, problem) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: AnyKey.self)
+        try c.encode(version, forKey: AnyKey("version"))
+    }
+}
+
+/// A JSON key by name.
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
 }
 
 // MARK: - Requests
@@ -168,7 +200,8 @@ public enum AdminRequest: Equatable, Sendable {
     case split(weights: [String: Double])
     /// Stop (or resume) sending new requests to a worker, named by its announced name. Refused during a rollout.
     case drain(worker: String, on: Bool)
-    /// Drain a worker (by its announced name), then make it load a version. Refused during a rollout.
+    /// Drain a worker (by its announced name), then make it load a registry version (router control socket; the
+    /// coordinator's admin socket refuses it: its rollouts move workers).
     case load(worker: String, LoadOrder)
     /// Start (version) or stop (nil) shadow scoring. Refused by the coordinator during a rollout.
     case shadow(version: String?)
@@ -228,7 +261,9 @@ extension AdminRequest: Codable {
         case .status: self = .status
         case .rollout:
             do {
-                self = .rollout(try RolloutRequest(from: decoder))
+                let r = try RolloutRequest(from: decoder)
+                if let problem = VersionName.problem(r.version) { throw AdminMessageError(.invalidField, problem) }
+                self = .rollout(r)
             } catch let e as AdminMessageError {
                 throw e
             } catch DecodingError.keyNotFound(let key, _) {
@@ -243,23 +278,36 @@ extension AdminRequest: Codable {
         case .pause: self = .pause
         case .resume: self = .resume
         case .rollback: self = .rollback
-        case .pin: self = .pin(version: try field(String.self, "version"))
+        case .pin:
+            let version = try field(String.self, "version")
+            if let problem = VersionName.problem(version) { throw AdminMessageError(.invalidField, problem) }
+            self = .pin(version: version)
         case .unpin: self = .unpin
         case .split:
             let weights = try field([String: Double].self, "weights")
             if let bad = weights.first(where: { !$0.value.isFinite || $0.value < 0 }) {
                 throw AdminMessageError(.invalidField, "weight for \(bad.key) must be a non-negative number")
             }
+            if let problem = weights.keys.sorted().lazy.compactMap(VersionName.problem).first {
+                throw AdminMessageError(.invalidField, problem)
+            }
             self = .split(weights: weights)
         case .drain: self = .drain(worker: try field(String.self, "worker"), on: try optional(Bool.self, "on") ?? true)
         case .load:
             let worker = try field(String.self, "worker")
-            let order = LoadOrder(
-                version: try field(String.self, "version"), model: try field(String.self, "model"),
-                index: try field(String.self, "index"), heads: try optional(String.self, "heads"))
-            self = .load(worker: worker, order)
+            _ = try field(String.self, "version")
+            do {
+                self = .load(worker: worker, try LoadOrder(from: decoder))
+            } catch let e as AdminMessageError {
+                throw e
+            } catch {
+                throw AdminMessageError(.invalidField, "load: \"version\" has the wrong type")
+            }
         case .shadow:
             let version = try optional(String.self, "version")
+            if let version, !version.isEmpty, let problem = VersionName.problem(version) {
+                throw AdminMessageError(.invalidField, problem)
+            }
             self = .shadow(version: version?.isEmpty == false ? version : nil)
         case .windowReset: self = .windowReset
         case .metrics: self = .metrics

@@ -162,6 +162,8 @@ public enum ZMQOption {
     public static let linger: Int32 = ZMQ_LINGER
     public static let immediate: Int32 = ZMQ_IMMEDIATE
     public static let sendTimeout: Int32 = ZMQ_SNDTIMEO
+    /// Int64: inbound frames larger than this close the peer's connection before they are allocated.
+    public static let maxMessageSize: Int32 = ZMQ_MAXMSGSIZE
 }
 
 /// libzmq's built-in proxy (benchmarks compare the router with it).

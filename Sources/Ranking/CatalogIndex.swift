@@ -77,21 +77,28 @@ public final class CatalogIndex: @unchecked Sendable {
     private let mapping: UnsafeMutableRawPointer
     private let size: Int
 
-    /// Maps and validates `path`.
-    /// - Parameter model: when given, the index must have been built by this model (same content hash).
-    public init(path: String, model: ModelFile? = nil) throws(IndexError) {
+    /// Maps (or copies) and validates `path`.
+    /// - Parameters:
+    ///   - model: when given, the index must have been built by this model (same content hash).
+    ///   - loading: `.mapped` (shared pages) or `.privateCopy` (later changes to the file cannot reach this reader).
+    public init(path: String, model: ModelFile? = nil, loading: FileLoading = .mapped) throws(IndexError) {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw IndexError("\(path): cannot open index: \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        let size: Int
+        do {
+            (fd, size) = try FileMapping.open(path, what: "index")
+        } catch {
+            throw IndexError("\(path): \(error)")
+        }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw IndexError("\(path): cannot stat index: \(String(cString: strerror(errno)))") }
-        let size = Int(st.st_size)
         guard size >= CatalogIndexFormat.headerSize + 32 else {
             throw IndexError("\(path): truncated index file (\(size) bytes)")
         }
-        guard let raw = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), raw != MAP_FAILED else {
-            throw IndexError("\(path): cannot map index")
+        let raw: UnsafeMutableRawPointer
+        do {
+            raw = try FileMapping.load(fd: fd, size: size, loading)
+        } catch {
+            throw IndexError("\(path): \(error)")
         }
         var ok = false
         defer { if !ok { munmap(raw, size) } }
@@ -263,7 +270,10 @@ public final class CatalogIndex: @unchecked Sendable {
         let meta = IndexMetadata(
             modelVersion: model.version, modelContentHash: model.contentHash, catalogHash: catalogHash,
             createdAt: ISO8601DateFormatter().string(from: Date()))
-        let metaData = (try? JSONEncoder().encode(meta)) ?? Data("{}".utf8)
+        // Sorted keys: the same catalog and model give the same bytes.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let metaData = (try? encoder.encode(meta)) ?? Data("{}".utf8)
         func align(_ x: Int) -> Int { (x + 63) / 64 * 64 }
         let idsAt = CatalogIndexFormat.headerSize
         let embAt = align(idsAt + idTable.count)

@@ -133,19 +133,36 @@ public func wordPieces(_ tokenizer: WordPieceTokenizer, encoding: TokenizerEncod
 }
 
 /// Runs `body(0)` on the calling thread and `body(1)`…`body(count - 1)` on threads of their own, and returns when all
-/// have: one dedicated thread per encoder, whatever Dispatch's pool is doing.
+/// have exited: one dedicated thread per encoder, whatever Dispatch's pool is doing. The threads are joined
+/// (`pthread_join`), so nothing of `body` is still held by a thread when this returns — callers may pass a closure
+/// made with `withoutActuallyEscaping` (a semaphore signalled from inside the thread would let the thread keep its
+/// closure a moment longer, which the runtime's escape check traps on).
 func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    let done = DispatchSemaphore(value: 0)
+    final class Job {
+        let run: () -> Void
+        init(_ run: @escaping () -> Void) { self.run = run }
+    }
+    var threads: [pthread_t] = []
     for t in 1..<max(1, count) {
-        let thread = Thread {
-            body(t)
-            done.signal()
+        let job = Unmanaged.passRetained(Job { body(t) })
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        pthread_attr_setstacksize(&attributes, 8 << 20)
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, &attributes, { raw in
+            // Released here, before the thread exits and before pthread_join returns.
+            Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue().run()
+            return nil
+        }, job.toOpaque())
+        pthread_attr_destroy(&attributes)
+        if rc == 0 {
+            threads.append(thread)
+        } else {
+            job.takeRetainedValue().run()  // no thread to be had: do its share here
         }
-        thread.stackSize = 8 << 20
-        thread.start()
     }
     body(0)
-    for _ in 1..<max(1, count) { done.wait() }
+    for thread in threads { pthread_join(thread, nil) }
 }
 
 /// Batches handed out to encoder threads in order, the count of items done, and the first error (which stops the

@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 /// The ranking features, written down once: names, order and normalisation are the heads file's contract
 /// (`feature_set` names this version).
@@ -131,8 +132,26 @@ public struct RankingHeads: Codable, Sendable, Equatable {
     public var dimension: Int { features.count - FeatureSet.scalarCount }
 
     /// Reads and checks a heads file.
+    /// The largest heads file read (a heads file is a few hundred KiB: 2 heads over ~400 features).
+    public static let maxFileBytes = 16 << 20
+
+    /// Reads and checks a heads file: a regular file (a FIFO or a device is refused without blocking) of at most
+    /// `maxFileBytes`, read through one descriptor.
     public static func load(_ path: String) throws(HeadsError) -> RankingHeads {
-        guard let data = FileManager.default.contents(atPath: path) else { throw HeadsError("\(path): cannot read heads file") }
+        let fd: Int32
+        let size: Int
+        do {
+            (fd, size) = try FileMapping.open(path, what: "heads file")
+        } catch {
+            throw HeadsError("\(path): \(error)")
+        }
+        defer { close(fd) }
+        guard size <= maxFileBytes else {
+            throw HeadsError("\(path): heads file of \(size) bytes is over the \(maxFileBytes >> 20) MiB limit")
+        }
+        guard let data = try? FileHandle(fileDescriptor: fd, closeOnDealloc: false).read(upToCount: maxFileBytes + 1),
+            data.count <= maxFileBytes
+        else { throw HeadsError("\(path): cannot read heads file") }
         let heads: RankingHeads
         do {
             heads = try JSONDecoder().decode(RankingHeads.self, from: data)

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Model
+import Protocol
 import Ranking
 
 /// What a registry version records next to its model and index (`manifest.json`).
@@ -86,12 +87,9 @@ public struct Registry: Sendable {
         }
     }
 
-    /// Version names: 1-64 characters of letters, digits, '.', '_' and '-', not starting with '.'.
+    /// Version names: 1-64 characters of letters, digits, '.', '_' and '-', not starting with '.' (`VersionName`).
     public static func validate(name: String) throws(RegistryError) {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        guard (1...64).contains(name.count), name.allSatisfy(allowed.contains), !name.hasPrefix(".") else {
-            throw RegistryError(.invalidName, "invalid version name \"\(name)\": use 1-64 letters, digits, '.', '_' or '-'")
-        }
+        if let problem = VersionName.problem(name) { throw RegistryError(.invalidName, problem) }
     }
 
     public func folder(_ version: String) -> URL { root.appendingPathComponent(version) }
@@ -221,12 +219,13 @@ public struct Registry: Sendable {
     public func quickCheck(_ version: String) throws(RegistryError) {
         try Self.validate(name: version)
         let m = try manifest(version)
-        for file in [Self.modelFile, Self.indexFile] + (m.headsHash != nil ? [Self.headsFile] : []) {
+        let headsPresent = m.headsHash != nil || (try? FileManager.default.attributesOfItem(atPath: folder(version).appendingPathComponent(Self.headsFile).path)) != nil
+        for file in [Self.modelFile, Self.indexFile] + (headsPresent ? [Self.headsFile] : []) {
             let path = folder(version).appendingPathComponent(file).path
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
                 attributes[.type] as? FileAttributeType == .typeRegular
             else {
-                throw RegistryError(.corrupt, "version \(version): \(file) is missing or not a regular file")
+                throw RegistryError(.corrupt, "version \(version): \(file) is missing or not a regular file (a FIFO, a device, a symlink); refusing it")
             }
             if let expected = m.fileSizes?[file], let size = attributes[.size] as? Int, size != expected {
                 throw RegistryError(.corrupt, "version \(version): \(file) is \(size) bytes, the manifest says \(expected)")

@@ -6,6 +6,14 @@ import SwiftProtobuf
 public struct RouterConfiguration: Sendable {
     /// Requests waiting for a worker before new ones get OVERLOADED.
     public var queueBound = 10_000
+    /// Bytes of request bodies the router may hold (queued and in flight) before new ones get OVERLOADED.
+    public var queueBytes = 256 << 20
+    /// Answers queued per client, and messages per worker each way (ZMQ_SNDHWM/RCVHWM): a client that never reads
+    /// its answers holds at most this many of them in the router; beyond it its answers are dropped and counted.
+    public var highWaterMark: Int32 = 1000
+    /// Frames read ahead per client (the frontend's ZMQ_RCVHWM): what libzmq may hold of one client's requests
+    /// before the router has looked at them, at most this many times the largest frame.
+    public var clientReadAhead: Int32 = 16
     /// Deadline applied when a request says 0.
     public var defaultDeadlineMs: UInt32 = 5000
     public var heartbeatIntervalMs: UInt64 = 1000
@@ -278,6 +286,13 @@ public struct RouterCore {
         if let pin, !table.isEmpty, !table.serves(pin) {
             return [
                 reply(envelope, id: header.requestID, .unknownModelVersion, "no worker serves model version \"\(pin)\"")
+            ]
+        }
+        if book.heldBytes + body.count > configuration.queueBytes {
+            return [
+                reply(
+                    envelope, id: header.requestID, .overloaded,
+                    "the router holds \(book.heldBytes) bytes of requests (--queue-bytes \(configuration.queueBytes)); retry later")
             ]
         }
         if book.queueDepth >= configuration.queueBound {

@@ -19,6 +19,7 @@ final class RouterMetrics {
     private var workerStates: [String: Gauge] = [:]
     private var shares: [String: Gauge] = [:]
     private var workersDead: Counter
+    private let answersDropped: Counter
 
     /// Seconds: 100 µs to 10 s.
     static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -41,6 +42,11 @@ final class RouterMetrics {
             descriptor: MetricNameDescriptor(
                 namespace: "zrank", metricName: "workers_lost", unitName: "total",
                 helpText: "Workers the router declared dead (missed heartbeats or gone)."),
+            labels: [])
+        answersDropped = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "zrank", metricName: "answers_dropped", unitName: "total",
+                helpText: "Answers the router could not hand to their client (gone, or not reading: its queue at the high-water mark)."),
             labels: [])
         for state in [WorkerState.ready, .draining, .loading, .warming] { _ = workerGauge(state.rawValue) }
     }
@@ -82,6 +88,8 @@ final class RouterMetrics {
             histogram.record(Double(c.computeMicros) / 1e6)
         }
     }
+
+    func answerDropped() { answersDropped.increment() }
 
     func workerLost(_ count: Int) {
         if count > 0 { workersDead.increment(by: Int64(count)) }

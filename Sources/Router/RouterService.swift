@@ -36,10 +36,18 @@ public final class RouterService {
         let backend = try ZMQSocket(context, type: .router)
         try frontend.setInt(ZMQOption.routerMandatory, 1)
         try backend.setInt(ZMQOption.routerMandatory, 1)
-        try frontend.setInt(ZMQOption.sendHighWaterMark, 0)
-        try frontend.setInt(ZMQOption.receiveHighWaterMark, 0)
-        try backend.setInt(ZMQOption.sendHighWaterMark, 0)
-        try backend.setInt(ZMQOption.receiveHighWaterMark, 0)
+        // Finite per-peer queues: a client that never reads its answers holds at most `highWaterMark` of them here
+        // (beyond it answers to it are dropped and counted, zrank_answers_dropped_total: the client sees a timeout
+        // it can retry), and a peer that floods waits on TCP backpressure instead of growing libzmq's buffers.
+        let hwm = configuration.highWaterMark
+        try frontend.setInt(ZMQOption.sendHighWaterMark, hwm)
+        try frontend.setInt(ZMQOption.receiveHighWaterMark, configuration.clientReadAhead)
+        try backend.setInt(ZMQOption.sendHighWaterMark, hwm)
+        try backend.setInt(ZMQOption.receiveHighWaterMark, hwm)
+        // A frame over the body limit closes its sender's connection before it is allocated (no answer: a
+        // client-side timeout); frames under it get INVALID_REQUEST from RouterCore.
+        try frontend.setInt64(ZMQOption.maxMessageSize, Int64(configuration.maxBodyBytes) + 64 * 1024)
+        try backend.setInt64(ZMQOption.maxMessageSize, Int64(configuration.maxBodyBytes) + 64 * 1024)
         try frontend.bind(frontendEndpoint)
         try backend.bind(backendEndpoint)
         return (frontend, backend)
@@ -58,7 +66,7 @@ public final class RouterService {
         logger.info(
             "router listening",
             metadata: ["frontend": "\(frontend.lastEndpoint)", "backend": "\(backend.lastEndpoint)",
-                       "queue.bound": "\(configuration.queueBound)"])
+                       "queue.bound": "\(configuration.queueBound)", "queue.bytes": "\(configuration.queueBytes)"])
         var drainStarted: UInt64?
         while true {
             let now = monotonicNanos()
@@ -125,7 +133,9 @@ public final class RouterService {
                 do {
                     try frontend.send(frames, dontWait: true)
                 } catch {
-                    logger.debug("client unreachable; answer dropped", metadata: ["error": "\(error)"])
+                    // Gone, or not reading (its queue is at the high-water mark): the answer is dropped, counted.
+                    metrics.answerDropped()
+                    logger.debug("client unreachable or not reading; answer dropped", metadata: ["error": "\(error)"])
                 }
             case .compare(let pair):
                 comparator.submit(pair)

@@ -23,7 +23,11 @@ struct TicketBook {
         var dispatchedAt: UInt64 = 0
     }
 
-    private(set) var tickets: [UInt64: Ticket] = [:]
+    private(set) var tickets: [UInt64: Ticket] = [:] {
+        didSet {}
+    }
+    /// Bytes of the bodies held (queued and in flight): what `--queue-bytes` bounds.
+    private(set) var heldBytes = 0
     /// Waiting for a worker, oldest first.
     private(set) var queue = Deque<UInt64>()
     private var next: UInt64
@@ -45,13 +49,18 @@ struct TicketBook {
     mutating func open(_ ticket: Ticket) -> UInt64 {
         let id = newID()
         tickets[id] = ticket
+        heldBytes += ticket.body.count
         queue.append(id)
         return id
     }
 
     /// Forgets a request (answered, expired or failed).
     @discardableResult
-    mutating func close(_ id: UInt64) -> Ticket? { tickets.removeValue(forKey: id) }
+    mutating func close(_ id: UInt64) -> Ticket? {
+        guard let t = tickets.removeValue(forKey: id) else { return nil }
+        heldBytes -= t.body.count
+        return t
+    }
 
     /// Puts an in-flight request back at the front of the queue (its worker died).
     mutating func requeueFront(_ id: UInt64) {
@@ -76,7 +85,7 @@ struct TicketBook {
     mutating func expire(now: UInt64) -> [Ticket] {
         let expired = tickets.filter { $0.value.deadline <= now }
         guard !expired.isEmpty else { return [] }
-        for id in expired.keys { tickets[id] = nil }
+        for id in expired.keys { close(id) }
         if expired.values.contains(where: { $0.worker == nil }) { queue = Deque(queue.filter { tickets[$0] != nil }) }
         return expired.sorted { $0.key < $1.key }.map(\.value)
     }
@@ -86,6 +95,7 @@ struct TicketBook {
         defer {
             tickets.removeAll()
             queue.removeAll()
+            heldBytes = 0
         }
         return Array(tickets.values)
     }

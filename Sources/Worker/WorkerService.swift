@@ -5,6 +5,7 @@ import Logging
 import Model
 import Protocol
 import Ranking
+import Registry
 import SwiftProtobuf
 
 /// Fault injection for tests: off by default, set only by documented flags or environment variables of the real
@@ -51,6 +52,9 @@ public struct WorkerConfiguration: Sendable {
     public var liveness = 3
     public var capacity = 1
     public var faults = FaultInjection()
+    /// The registry a LOAD's version is resolved in (nil: the worker serves the files it was started with and
+    /// refuses loads).
+    public var registry: Registry?
 
     public init(endpoint: String, workerID: String? = nil) {
         self.endpoint = endpoint
@@ -217,15 +221,25 @@ public final class WorkerService: @unchecked Sendable {
     private func load(_ body: [UInt8], link: ZMQSocket) -> [[UInt8]] {
         let started = monotonicNanos()
         do {
-            guard let order = try? JSONDecoder().decode(LoadOrder.self, from: Data(body)) else {
-                throw RankError("a LOAD body must be {\"version\", \"model\", \"index\", \"heads\"?}")
+            let order: LoadOrder
+            do {
+                order = try JSONDecoder().decode(LoadOrder.self, from: Data(body))
+            } catch let error as AdminMessageError {
+                throw RankError("refusing the load: \(error)")
+            } catch {
+                throw RankError("a LOAD body must be {\"version\": NAME}")
             }
-            // "heads": a heads file for the new version (absent or empty: rank by cosine).
-            let (version, modelPath, indexPath) = (order.version, order.model, order.index)
+            guard let registry = configuration.registry else {
+                throw RankError("this worker serves the files it was started with (--model/--index); it loads versions only from a registry (zrank worker --registry DIR)")
+            }
+            // The name was validated when the order was decoded: it stays inside the registry folder. Files are read
+            // once into private memory, so editing or truncating them later cannot reach this worker.
+            let version = order.version
+            let (modelPath, indexPath) = (registry.modelPath(version), registry.indexPath(version))
             logger.info("loading version", metadata: ["model.version": "\(version)", "model.path": "\(modelPath)"])
-            let model = try ModelFile(path: modelPath)
-            let index = try CatalogIndex(path: indexPath, model: model)
-            let heads = try order.heads.flatMap { $0.isEmpty ? nil : $0 }.map { path throws(HeadsError) in try RankingHeads.load(path) }
+            let model = try ModelFile(path: modelPath, loading: .privateCopy)
+            let index = try CatalogIndex(path: indexPath, model: model, loading: .privateCopy)
+            let heads = try registry.headsPath(version).map { path throws(HeadsError) in try RankingHeads.load(path) }
             let next = try Ranker(
                 model: model, index: index, version: version, limits: ranker.limits, threads: ranker.threads, heads: heads)
             // Mapped: tell the router (through the I/O thread) that warm-up and the smoke set are next.

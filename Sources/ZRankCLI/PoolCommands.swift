@@ -66,10 +66,16 @@ struct RouterOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "Deadline for requests that set none (milliseconds, 1-86400000).")
     var deadlineMs: Int = 5000
 
+    @Option(name: .long, parsing: .unconditional, help: "Bytes of request bodies the router may hold, queued and in flight; beyond it new requests get OVERLOADED (at least 16 MiB, the largest body).")
+    var queueBytes: Int = 256 << 20
+
     /// The longest default deadline accepted: one day.
     static let maxDeadlineMs = 86_400_000
 
     func validate() throws {
+        guard ((16 << 20)...(1 << 40)).contains(queueBytes) else {
+            throw ValidationError("--queue-bytes must be between 16777216 (16 MiB, the largest body) and 2^40 (got \(queueBytes))")
+        }
         guard (1...10_000_000).contains(queueBound) else {
             throw ValidationError("--queue-bound must be between 1 and 10000000 (got \(queueBound))")
         }
@@ -81,6 +87,7 @@ struct RouterOptions: ParsableArguments {
     var configuration: RouterConfiguration {
         var c = RouterConfiguration()
         c.queueBound = queueBound
+        c.queueBytes = queueBytes
         c.defaultDeadlineMs = UInt32(deadlineMs)
         return c
     }
@@ -131,16 +138,18 @@ func followParent() {
     }
 }
 
-/// An ipc endpoint in this process's private runtime folder.
-func runtimeEndpoint(_ name: String) -> String {
-    let base = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"] ?? NSTemporaryDirectory()
-    let dir = URL(fileURLWithPath: base).appendingPathComponent("zrank-\(getuid())-\(getpid())")
-    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    return "ipc://" + dir.appendingPathComponent("\(name).sock").path
+/// An ipc endpoint in this process's private runtime folder (`RuntimeFolder`: mode 0700, owner and mode checked).
+/// - Throws: `CLIFailure` when the folder cannot be created or is not private.
+func runtimeEndpoint(_ name: String) throws -> String {
+    do {
+        return try RuntimeFolder().endpoint(name)
+    } catch {
+        throw CLIFailure("zrank: \(error)")
+    }
 }
 
 /// Default backend endpoint: an ipc socket in a private runtime folder.
-func defaultBackendEndpoint() -> String { runtimeEndpoint("backend") }
+func defaultBackendEndpoint() throws -> String { try runtimeEndpoint("backend") }
 
 func validateEndpoint(_ endpoint: String, _ flag: String) throws {
     guard isSupportedEndpoint(endpoint) else {
@@ -246,10 +255,16 @@ extension ZRank {
                     throw CLIFailure("zrank worker: \(error)")
                 }
             }
-            let file = try loadModel(modelPath, command: "worker")
+            // Private copies, read once: a file edited or truncated later cannot crash this worker (SIGBUS).
+            let file: ModelFile
+            do {
+                file = try ModelFile(path: modelPath, loading: .privateCopy)
+            } catch {
+                throw CLIFailure("zrank worker: \(error)")
+            }
             let ranker: Ranker
             do {
-                let index = try CatalogIndex(path: indexPath, model: file)
+                let index = try CatalogIndex(path: indexPath, model: file, loading: .privateCopy)
                 let loaded = try headsPath.map { path throws(HeadsError) in try RankingHeads.load(path) }
                 ranker = try Ranker(
                     model: file, index: index, version: version, limits: ranking.limits, threads: max(1, ranking.threads),
@@ -259,6 +274,9 @@ extension ZRank {
             }
             var config = WorkerConfiguration(endpoint: connect, workerID: id)
             config.faults = faultOptions.faults
+            config.registry = try registry.map { path in
+                do { return try Registry(path: path) } catch { throw CLIFailure("zrank worker: \(error)") }
+            }
             if config.faults.isActive {
                 logger.warning("fault injection active", metadata: ["faults": "\(config.faults)"])
             }
@@ -295,7 +313,7 @@ extension ZRank {
             followParent()
             let logger = makeLogger("zrank.router")
             let service = RouterService(
-                frontend: bind, backend: backend ?? defaultBackendEndpoint(), control: control,
+                frontend: bind, backend: try backend ?? defaultBackendEndpoint(), control: control,
                 configuration: routerOptions.configuration, logger: logger)
             do {
                 try service.run()

@@ -102,14 +102,15 @@ extension ZRank {
             } catch {
                 throw CLIFailure("zrank serve: \(error)")
             }
-            let backendEndpoint = backend ?? defaultBackendEndpoint()
+            let backendEndpoint = try backend ?? defaultBackendEndpoint()
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-            let adminEndpoint = admin ?? runtimeEndpoint("admin")
-            let routerControl = runtimeEndpoint("router-control")
+            let adminEndpoint = try admin ?? runtimeEndpoint("admin")
+            let routerControl = try runtimeEndpoint("router-control")
             // Children get every option as --name=value, so a value that starts with "-" stays a value.
             let routerArgs = ["router"] + childOptions([
                 ("bind", bind), ("backend", backendEndpoint), ("control", routerControl),
                 ("queue-bound", "\(routerOptions.queueBound)"), ("deadline-ms", "\(routerOptions.deadlineMs)"),
+                ("queue-bytes", "\(routerOptions.queueBytes)"),
             ])
             // In registry mode workers read the rollout record when they (re)start, so a restarted worker comes back
             // on the live version rather than the one `serve` was started with.

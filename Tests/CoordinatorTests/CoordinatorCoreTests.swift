@@ -101,7 +101,7 @@ final class CoordinatorCoreTests: XCTestCase {
         let splitNow = router.core.trafficSplit
         let refusedOps: [AdminRequest] = [
             .split(weights: ["v1": 1]), .shadow(version: "v2"), .windowReset, .drain(worker: "w1", on: true),
-            .load(worker: "w1", LoadOrder(version: "v2", model: "m", index: "i")), .pin(version: "v1"), .unpin,
+            .load(worker: "w1", LoadOrder(version: "v2")), .pin(version: "v1"), .unpin,
         ]
         for request in refusedOps {
             router.calls.removeAll()
@@ -210,7 +210,7 @@ final class CoordinatorCoreTests: XCTestCase {
         for t in 1...3 { _ = core.tick(now: Double(t), router: router.call) }
         XCTAssertEqual(router.core.shadow?.version, "v1", "an idle coordinator leaves the operator's shadow alone")
         XCTAssertEqual(router.core.trafficSplit, ["v1": 1])
-        let load = admin(&core, router, .load(worker: "w1", LoadOrder(version: "v2", model: "m", index: "i")))
+        let load = admin(&core, router, .load(worker: "w1", LoadOrder(version: "v2")))
         XCTAssertEqual(load.code, .conflict)
         XCTAssertTrue(load.error?.contains("zrankctl rollout") == true, load.error ?? "")
         // A rollout and its rollback: once every worker is back on v1, a pin sticks again.

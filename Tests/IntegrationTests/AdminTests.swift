@@ -88,29 +88,56 @@ final class AdminTests: XCTestCase {
         XCTAssertEqual(unreachable.status, 2)
     }
 
-    private func control(_ admin: String, _ request: [String: Any]) throws -> [String: Any] {
+    private func control(_ endpoint: String, _ request: [String: Any]) throws -> [String: Any] {
         let socket = try ZMQSocket(ZMQContext(), type: .dealer)
-        try socket.connect(admin)
+        try socket.connect(endpoint)
         try socket.send([FrameHeader(type: .control, requestID: 1).bytes, Array(try JSONSerialization.data(withJSONObject: request))])
         guard try ZMQPoller.poll([socket], timeoutMs: 3000)[0], let frames = try socket.receive(dontWait: true) else { return [:] }
         return try JSONSerialization.jsonObject(with: Data(frames[1])) as! [String: Any]
     }
 
-    /// A worker drains, loads another version in place, passes its smoke set and returns to the pool, while
-    /// traffic keeps flowing with no failed request.
-    func testLoadInPlace_underTraffic_noFailedRequest() throws {
+    /// A registry with the fixture model as tiny-v1 and tiny-v2, plus two versions an attacker prepared: one whose
+    /// model file is a FIFO, one whose heads file is a symlink to /dev/zero.
+    private func hostileRegistry() throws -> String {
+        let registry = fixture.directory.appendingPathComponent("load-registry-\(UUID().uuidString)").path
+        for name in ["tiny-v1", "tiny-v2"] {
+            let r = try RealModel.run(fixture.zrank, ["registry", "add", "--registry", registry, "--version", name, "--model", fixture.model, "--catalog", fixture.catalog])
+            XCTAssertEqual(r.status, 0, r.output)
+        }
+        let fm = FileManager.default
+        for name in ["fifo-v", "zero-v"] {
+            let folder = registry + "/" + name
+            try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try fm.copyItem(atPath: registry + "/tiny-v1/manifest.json", toPath: folder + "/manifest.json")
+            try fm.copyItem(atPath: registry + "/tiny-v1/catalog.zri", toPath: folder + "/catalog.zri")
+        }
+        XCTAssertEqual(mkfifo(registry + "/fifo-v/model.zrm", 0o600), 0)
+        try fm.copyItem(atPath: registry + "/tiny-v1/model.zrm", toPath: registry + "/zero-v/model.zrm")
+        try fm.createSymbolicLink(atPath: registry + "/zero-v/heads.json", withDestinationPath: "/dev/zero")
+        return registry
+    }
+
+    /// A worker drains, loads another registry version in place (named, never a path), passes its smoke set and
+    /// returns to the pool while traffic keeps flowing with no failed request; loads with a path, a name that
+    /// leaves the registry, a FIFO model or /dev/zero heads are refused and the worker keeps serving.
+    func testLoadInPlace_fromTheRegistry_underTraffic_noFailedRequest_hostileLoadsRefused() throws {
+        let registry = try hostileRegistry()
         let endpoint = fixture.ipcEndpoint("load-front")
-        let admin = fixture.ipcEndpoint("load-admin")
-        let pool = try ZRankProcess(["serve", "--model", fixture.model, "--index", fixture.index, "--workers", "2",
-                                     "--bind", endpoint, "--admin", admin])
+        let backend = fixture.ipcEndpoint("load-back")
+        let controlEndpoint = fixture.ipcEndpoint("load-control")
+        let router = try ZRankProcess(["router", "--bind", endpoint, "--backend", backend, "--control", controlEndpoint])
+        let workers = try ["w1", "w2"].map {
+            try ZRankProcess(["worker", "--registry", registry, "--version", "tiny-v1", "--connect", backend, "--id", $0])
+        }
+        func output() -> String { ([router] + workers).map(\.output).joined(separator: "\n") }
         var status: [String: Any] = [:]
         let start = Date()
         while Date().timeIntervalSince(start) < 20 {
-            status = (try? control(admin, ["op": "status"])) ?? [:]
+            status = (try? control(controlEndpoint, ["op": "status"])) ?? [:]
             if (status["workers"] as? [[String: Any]])?.filter({ $0["state"] as? String == "ready" }).count == 2 { break }
             usleep(200_000)
         }
-        let target = try XCTUnwrap((status["workers"] as? [[String: Any]])?.first?["id"] as? String, pool.output)
+        XCTAssertEqual((status["workers"] as? [[String: Any]])?.count, 2, output())
         let client = try PoolClient(endpoint: endpoint)
         var r = Zrank_V1_RankRequest()
         r.query = "lamp"
@@ -131,7 +158,7 @@ final class AdminTests: XCTestCase {
                 failures += 1
             }
             if !loadSent && id == 20 {
-                let answer = try control(admin, ["op": "load", "worker": target, "version": "tiny-v2", "model": fixture.model, "index": fixture.index])
+                let answer = try control(controlEndpoint, ["op": "load", "worker": "w1", "version": "tiny-v2"])
                 XCTAssertEqual(answer["ok"] as? Bool, true, "\(answer)")
                 loadSent = true
             }
@@ -139,22 +166,54 @@ final class AdminTests: XCTestCase {
         XCTAssertEqual(failures, 0, "no failed or lost request during the load")
         XCTAssertGreaterThan(seen["tiny-v1"] ?? 0, 0)
         XCTAssertGreaterThan(seen["tiny-v2"] ?? 0, 0, "the reloaded worker answers as tiny-v2: \(seen)")
-        status = try control(admin, ["op": "status"])
-        let workers = status["workers"] as! [[String: Any]]
-        XCTAssertEqual(Set(workers.compactMap { $0["version"] as? String }), ["tiny-v1", "tiny-v2"])
-        XCTAssertTrue(workers.allSatisfy { $0["state"] as? String == "ready" }, "\(workers)")
-        // A load that cannot succeed keeps the current version.
-        let bad = try control(admin, ["op": "load", "worker": target, "version": "broken", "model": "/nonexistent.zrm", "index": fixture.index])
-        XCTAssertEqual(bad["ok"] as? Bool, true)
-        let waitStart = Date()
-        while !pool.output.contains("load failed; keeping the current version") && Date().timeIntervalSince(waitStart) < 5 {
-            usleep(100_000)
+        func w1() throws -> [String: Any]? {
+            (try control(controlEndpoint, ["op": "status"])["workers"] as? [[String: Any]])?.first { $0["name"] as? String == "w1" }
         }
-        XCTAssertTrue(pool.output.contains("load failed; keeping the current version"), "the broken load was attempted")
-        let after = try control(admin, ["op": "status"])["workers"] as! [[String: Any]]
-        XCTAssertEqual(after.first { $0["id"] as? String == target }?["version"] as? String, "tiny-v2")
-        XCTAssertEqual(after.first { $0["id"] as? String == target }?["state"] as? String, "ready")
-        XCTAssertNotNil(pool.terminate(within: 5))
+        XCTAssertEqual(try w1()?["version"] as? String, "tiny-v2")
+
+        // Refused by the router: a path, a name that leaves the registry.
+        for (request, why) in [
+            (["op": "load", "worker": "w1", "version": "tiny-v1", "model": "/tmp/evil.zrm"], "never a path"),
+            (["op": "load", "worker": "w1", "version": "../tiny-v1"], "invalid version name"),
+        ] as [([String: Any], String)] {
+            let answer = try control(controlEndpoint, request)
+            XCTAssertEqual(answer["code"] as? String, "invalid_request", "\(answer)")
+            XCTAssertTrue((answer["error"] as? String ?? "").contains(why), "\(answer)")
+        }
+        // Refused by the worker, which keeps serving tiny-v2: a FIFO model (without blocking on it), /dev/zero heads.
+        for (version, why) in [("fifo-v", "not a regular file"), ("zero-v", "not a regular file")] {
+            let before = output().components(separatedBy: "load failed; keeping the current version").count
+            XCTAssertEqual(try control(controlEndpoint, ["op": "load", "worker": "w1", "version": version])["ok"] as? Bool, true)
+            let waitStart = Date()
+            while output().components(separatedBy: "load failed; keeping the current version").count == before && Date().timeIntervalSince(waitStart) < 5 {
+                usleep(100_000)
+            }
+            XCTAssertGreaterThan(output().components(separatedBy: "load failed; keeping the current version").count, before, "\(version): \(output())")
+            XCTAssertTrue(output().contains(why), output())
+            var back: [String: Any]?
+            let readyStart = Date()
+            repeat {
+                back = try w1()
+                usleep(100_000)
+            } while back?["state"] as? String != "ready" && Date().timeIntervalSince(readyStart) < 5
+            XCTAssertEqual(back?["version"] as? String, "tiny-v2", "\(version) left the worker on tiny-v2")
+        }
+        try client.send(type: .rankRequest, requestID: 9999, body: body)
+        XCTAssertEqual(try client.receive(timeoutMs: 5000)?.header.type, .rankResponse, "the pool still ranks")
+
+        // Through the coordinator, rolling out the hostile versions is refused before any worker is touched.
+        let admin = fixture.ipcEndpoint("load-admin")
+        let pool = try ZRankProcess(["serve", "--registry", registry, "--version", "tiny-v1", "--workers", "1",
+                                     "--bind", fixture.ipcEndpoint("load-front2"), "--admin", admin])
+        XCTAssertNotNil(fixture.waitForStatus(admin, seconds: 20) { ($0["workers"] as? [[String: Any]])?.first?["state"] as? String == "ready" }, pool.output)
+        for (version, why) in [("fifo-v", "not a regular file"), ("zero-v", "not a regular file"), ("../tiny-v2", "invalid version name")] {
+            let refused = try ctl(["--admin", admin, "rollout", version])
+            XCTAssertEqual(refused.status, 1, refused.output)
+            XCTAssertTrue(refused.output.contains(why), refused.output)
+        }
+        XCTAssertEqual(try ctl(["--admin", admin, "status"]).status, 0)
+        XCTAssertNotNil(pool.terminate(within: 8))
+        for w in workers { XCTAssertNotNil(w.terminate(within: 5)) }
+        XCTAssertNotNil(router.terminate(within: 5))
     }
 }
-

@@ -71,10 +71,11 @@ class ZrankError(Exception):
         self.message = message
 
 
-class Client:
-    """One DEALER socket; requests are matched to answers by request id."""
+class DealerConnection:
+    """One DEALER socket to an endpoint and a request id counter; a context manager (closes the socket)."""
 
     def __init__(self, endpoint, context=None):
+        self.endpoint = endpoint
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -89,6 +90,10 @@ class Client:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Client(DealerConnection):
+    """One DEALER socket; requests are matched to answers by request id."""
 
     def send_frames(self, frames):
         """Sends raw frames (for protocol tests)."""

@@ -9,14 +9,12 @@ renamed or mistyped field fails loudly here instead of silently on the other sid
         print(admin.status()["rollout"]["state"])
         admin.rollout("v2", canary=0.1, step=0.25, interval_s=30, shadow_s=60)
 """
-import itertools
 import json
 from importlib import resources
 
 import jsonschema
-import zmq
 
-from . import Header
+from . import DealerConnection, Header
 
 __all__ = ["AdminClient", "AdminRefused", "AdminTimeout", "request", "validate", "SCHEMA"]
 
@@ -31,7 +29,7 @@ _FIELDS = {
     "pin": ("version",),
     "split": ("weights",),
     "drain": ("worker", "on"),
-    "load": ("worker", "version", "model", "index", "heads"),
+    "load": ("worker", "version"),
     "shadow": ("version",),
 }
 
@@ -70,25 +68,12 @@ class AdminTimeout(Exception):
     """No answer within the timeout (wrong endpoint, or the pool is down)."""
 
 
-class AdminClient:
+class AdminClient(DealerConnection):
     """One DEALER socket to an admin endpoint; one call at a time, answers matched by request id."""
 
     def __init__(self, endpoint, timeout_ms=2000, context=None):
-        self.endpoint = endpoint
+        super().__init__(endpoint, context)
         self.timeout_ms = timeout_ms
-        self._socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.connect(endpoint)
-        self._ids = itertools.count(1)
-
-    def close(self):
-        self._socket.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def call(self, message):
         """Sends a request object (see ``request``) and returns the answer object, validated: the status object for
@@ -138,8 +123,9 @@ class AdminClient:
     def drain(self, worker, on=True):
         return self.call(request("drain", worker=worker, on=on))
 
-    def load(self, worker, version, model, index, heads=None):
-        return self.call(request("load", worker=worker, version=version, model=model, index=index, heads=heads))
+    def load(self, worker, version):
+        """Router control socket only (the coordinator refuses it: its rollouts move workers)."""
+        return self.call(request("load", worker=worker, version=version))
 
     def shadow(self, version):
         return self.call(request("shadow", version=version or ""))
