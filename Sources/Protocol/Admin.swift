@@ -444,6 +444,49 @@ public struct RolloutStatus: Codable, Equatable, Sendable {
     }
 }
 
+/// A worker's query-embedding cache: hits and misses since it loaded its version, entries and bytes held.
+public struct QueryCacheFigures: Codable, Equatable, Sendable {
+    public var hits: Int
+    public var misses: Int
+    public var entries: Int
+    public var bytes: Int
+
+    public init(hits: Int, misses: Int, entries: Int, bytes: Int) {
+        self.hits = hits
+        self.misses = misses
+        self.entries = entries
+        self.bytes = bytes
+    }
+
+    /// hits / (hits + misses), 0 before any request.
+    public var hitRate: Double { hits + misses > 0 ? Double(hits) / Double(hits + misses) : 0 }
+}
+
+/// The optional body of a worker's HEARTBEAT: UTF-8 JSON (the older body `warming`, a bare word, still means
+/// `{"warming": true}`).
+public struct WorkerHeartbeat: Codable, Equatable, Sendable {
+    /// Mapped a new version; warming up and checking its smoke set.
+    public var warming: Bool?
+    public var queryCache: QueryCacheFigures?
+
+    public init(warming: Bool? = nil, queryCache: QueryCacheFigures? = nil) {
+        self.warming = warming
+        self.queryCache = queryCache
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case warming
+        case queryCache = "query_cache"
+    }
+
+    /// Reads a heartbeat body (empty, `warming`, or JSON); nil when it is none of these.
+    public static func decode(_ body: [UInt8]) -> WorkerHeartbeat? {
+        if body.isEmpty { return WorkerHeartbeat() }
+        if body == Array("warming".utf8) { return WorkerHeartbeat(warming: true) }
+        return try? JSONDecoder().decode(WorkerHeartbeat.self, from: Data(body))
+    }
+}
+
 /// One worker in a status answer.
 public struct WorkerStatus: Codable, Equatable, Sendable {
     /// The router's socket identity for it (changes on every reconnect; empty for workers the router does not see).
@@ -453,18 +496,22 @@ public struct WorkerStatus: Codable, Equatable, Sendable {
     public var version: String
     public var state: WorkerState
     public var inFlight: Int
+    /// Its query-embedding cache, as its last heartbeat said (absent: not reported, or the cache is off).
+    public var queryCache: QueryCacheFigures?
 
-    public init(id: String, name: String, version: String, state: WorkerState, inFlight: Int) {
+    public init(id: String, name: String, version: String, state: WorkerState, inFlight: Int, queryCache: QueryCacheFigures? = nil) {
         self.id = id
         self.name = name
         self.version = version
         self.state = state
         self.inFlight = inFlight
+        self.queryCache = queryCache
     }
 
     enum CodingKeys: String, CodingKey {
         case id, name, version, state
         case inFlight = "in_flight"
+        case queryCache = "query_cache"
     }
 }
 

@@ -19,8 +19,22 @@ public struct RankLimits: Sendable {
     public var maxInlineCandidates = 256
     /// Inline candidate embeddings kept (keyed by model version + id + text).
     public var inlineCacheEntries = 10_000
+    /// Query embeddings kept, keyed by the query's token ids (the normalised query: texts that tokenize alike share an
+    /// entry); 0 disables the cache. A ranker serves one model version, so a new version starts with an empty cache.
+    public var queryCacheEntries = 10_000
     /// Recent item ids accepted in a user context (more is an invalid request).
     public var maxRecentItems = 100
+
+    public init() {}
+}
+
+/// What a ranker's query-embedding cache did: hits and misses since the ranker was made, and what it holds.
+public struct QueryCacheStats: Sendable, Equatable, Codable {
+    public var hits = 0
+    public var misses = 0
+    public var entries = 0
+    /// Approximate bytes held (vectors plus per-entry overhead).
+    public var bytes = 0
 
     public init() {}
 }
@@ -110,6 +124,9 @@ public final class Ranker {
     private let tokenizer: WordPieceTokenizer
     private let kernels: KernelSet
     private var inlineCache: LRUCache<String, [Float]>
+    private var queryCache: LRUCache<[Int32], [Float]>?
+    /// What the query cache did since this ranker was made.
+    public private(set) var queryCacheStats = QueryCacheStats()
     private var scratchScores: [Int32] = []
     private var scratchRows: [UInt32] = []
 
@@ -139,6 +156,25 @@ public final class Ranker {
         self.encoder = try Encoder(model: model, kernels: kernels, threads: threads)
         self.tokenizer = try model.makeTokenizer()
         self.inlineCache = LRUCache(capacity: max(1, limits.inlineCacheEntries))
+        self.queryCache = limits.queryCacheEntries > 0 ? LRUCache(capacity: limits.queryCacheEntries) : nil
+    }
+
+    /// The query's embedding: from the cache when the same token ids were encoded before (bit-identical: the encoder
+    /// is deterministic for one sequence), else encoded and remembered.
+    private func queryEmbedding(_ encoding: TokenizerEncoding) throws -> [Float] {
+        guard var cache = queryCache else { return try encoder.embed([encoding])[0] }
+        queryCache = nil  // unique while mutated
+        defer { queryCache = cache }
+        if let hit = cache.value(for: encoding.inputIDs) {
+            queryCacheStats.hits += 1
+            return hit
+        }
+        let vector = try encoder.embed([encoding])[0]
+        cache.set(vector, for: encoding.inputIDs)
+        queryCacheStats.misses += 1
+        queryCacheStats.entries = cache.count
+        queryCacheStats.bytes = cache.count * (vector.count * MemoryLayout<Float>.size + 128)
+        return vector
     }
 
     /// The L2-normalised embedding of one text (truncated to the max length).
@@ -195,7 +231,7 @@ public final class Ranker {
         let queryEncoding: TokenizerEncoding
         do {
             queryEncoding = tokenize(q.query)
-            queryVector = try encoder.embed([queryEncoding])[0]
+            queryVector = try queryEmbedding(queryEncoding)
         } catch {
             throw RankError("cannot encode the query: \(error)", internal: true)
         }

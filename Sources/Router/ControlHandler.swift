@@ -18,7 +18,9 @@ public enum ControlHandler {
     /// The router's status answer.
     public static func status(_ core: RouterCore, shadow agreement: ShadowAgreement) -> PoolStatus {
         let workers = core.workerViews.map {
-            WorkerStatus(id: String(decoding: $0.identity, as: UTF8.self), name: $0.name, version: $0.version, state: $0.state, inFlight: $0.inFlight)
+            WorkerStatus(
+                id: String(decoding: $0.identity, as: UTF8.self), name: $0.name, version: $0.version, state: $0.state,
+                inFlight: $0.inFlight, queryCache: $0.queryCache)
         }
         var shadow: ShadowFigures?
         if let s = core.shadow {

@@ -104,6 +104,8 @@ public struct RouterCore {
         public var version: String
         public var state: WorkerState
         public var inFlight: Int
+        /// Its query cache, as its last heartbeat said.
+        public var queryCache: QueryCacheFigures?
     }
 
     public let configuration: RouterConfiguration
@@ -145,7 +147,9 @@ public struct RouterCore {
     public var workerViews: [WorkerView] {
         table.lru.compactMap { id in
             table[id].map {
-                WorkerView(identity: id, name: $0.name, version: $0.version, state: $0.phase.state, inFlight: $0.inFlight.count)
+                WorkerView(
+                    identity: id, name: $0.name, version: $0.version, state: $0.phase.state, inFlight: $0.inFlight.count,
+                    queryCache: $0.queryCache)
             }
         }
     }
@@ -326,8 +330,8 @@ public struct RouterCore {
             }
             return dispatch(now: now)
         case .heartbeat:
-            let warming = frames.count > 2 && frames[2] == Array("warming".utf8)
-            if table.heard(identity, warming: warming, now: now) { return [] }
+            let beat = frames.count > 2 ? WorkerHeartbeat.decode(frames[2]) : WorkerHeartbeat()
+            if table.heard(identity, warming: beat?.warming == true, queryCache: beat?.queryCache, now: now) { return [] }
             // Unknown worker (e.g. the router restarted): ask it to reconnect and announce itself.
             return [.toWorker([identity, FrameHeader(type: .disconnect, requestID: 0).bytes])]
         case .disconnect:

@@ -20,6 +20,11 @@ final class RouterMetrics {
     private var shares: [String: Gauge] = [:]
     private var workersDead: Counter
     private let answersDropped: Counter
+    private let cacheHits: Counter
+    private let cacheMisses: Counter
+    private let cacheEntries: Gauge
+    /// Each worker's last reported cache counters (deltas go to the counters; a reload restarts them).
+    private var lastCache: [[UInt8]: QueryCacheFigures] = [:]
 
     /// Seconds: 100 µs to 10 s.
     static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -47,6 +52,21 @@ final class RouterMetrics {
             descriptor: MetricNameDescriptor(
                 namespace: "zrank", metricName: "answers_dropped", unitName: "total",
                 helpText: "Answers the router could not hand to their client (gone, or not reading: its queue at the high-water mark)."),
+            labels: [])
+        cacheHits = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "zrank", metricName: "query_cache_hits", unitName: "total",
+                helpText: "Queries whose embedding a worker found in its query cache (as the workers' heartbeats report)."),
+            labels: [])
+        cacheMisses = registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "zrank", metricName: "query_cache_misses", unitName: "total",
+                helpText: "Queries a worker had to encode (its query cache did not hold them)."),
+            labels: [])
+        cacheEntries = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "zrank", metricName: "query_cache_entries", unitName: "count",
+                helpText: "Query embeddings held in the live workers' caches."),
             labels: [])
         for state in [WorkerState.ready, .draining, .loading, .warming] { _ = workerGauge(state.rawValue) }
     }
@@ -100,7 +120,21 @@ final class RouterMetrics {
         queueDepth.set(to: Double(core.queueDepth))
         inFlight.set(to: Double(core.inFlight))
         var counts: [String: Int] = [:]
-        for w in core.workerViews { counts[w.state.rawValue, default: 0] += 1 }
+        var entries = 0
+        var seen: [[UInt8]: QueryCacheFigures] = [:]
+        for w in core.workerViews {
+            counts[w.state.rawValue, default: 0] += 1
+            guard let c = w.queryCache else { continue }
+            let last = lastCache[w.identity]
+            let hits = last.map { c.hits >= $0.hits ? c.hits - $0.hits : c.hits } ?? c.hits
+            let misses = last.map { c.misses >= $0.misses ? c.misses - $0.misses : c.misses } ?? c.misses
+            if hits > 0 { cacheHits.increment(by: Int64(hits)) }
+            if misses > 0 { cacheMisses.increment(by: Int64(misses)) }
+            seen[w.identity] = c
+            entries += c.entries
+        }
+        lastCache = seen
+        cacheEntries.set(to: Double(entries))
         for state in Set(workerStates.keys).union(counts.keys) { workerGauge(state).set(to: Double(counts[state] ?? 0)) }
         for version in Set(shares.keys).union(traffic.keys) {
             let gauge = shares[version] ?? {

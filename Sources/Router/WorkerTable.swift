@@ -36,6 +36,8 @@ struct WorkerTable {
         var inFlight: Set<UInt64> = []
         var lastSeen: UInt64
         var phase: Phase = .ready
+        /// Its query cache as its last heartbeat said.
+        var queryCache: QueryCacheFigures?
 
         /// Takes another request now.
         var isFree: Bool { phase == .ready && inFlight.count < capacity }
@@ -81,7 +83,10 @@ struct WorkerTable {
             e.version = version
             e.capacity = capacity
             e.lastSeen = now
-            if e.phase == .loading || e.phase == .warming { e.phase = .ready }
+            if e.phase == .loading || e.phase == .warming {
+                e.phase = .ready
+                e.queryCache = nil  // a new version starts with an empty cache; its next heartbeat says so
+            }
             entries[identity] = e
             return .refreshed
         }
@@ -93,9 +98,10 @@ struct WorkerTable {
     }
 
     /// A heartbeat; false when the worker is unknown. `warming` moves a loading worker to `warming`.
-    mutating func heard(_ identity: [UInt8], warming: Bool, now: UInt64) -> Bool {
+    mutating func heard(_ identity: [UInt8], warming: Bool, queryCache: QueryCacheFigures? = nil, now: UInt64) -> Bool {
         guard var e = entries[identity] else { return false }
         e.lastSeen = now
+        if let queryCache { e.queryCache = queryCache }
         if warming && e.phase == .loading { e.phase = .warming }
         entries[identity] = e
         return true

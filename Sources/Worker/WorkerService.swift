@@ -73,6 +73,8 @@ public final class WorkerService: @unchecked Sendable {
     private var ranker: Ranker
     /// What the worker announces; written by the compute thread, read by the I/O thread on (re)connect.
     private var announcement = Zrank_V1_WorkerReady()
+    /// The ranker's query-cache figures, for heartbeats; written by the compute thread after each request.
+    private var cacheFigures: QueryCacheFigures?
     private let announcementLock = NSLock()
     private let configuration: WorkerConfiguration
     private let logger: Logger
@@ -170,7 +172,11 @@ public final class WorkerService: @unchecked Sendable {
             }
             let after = monotonicNanos()
             if after >= nextHeartbeat {
-                try socket.send([FrameHeader(type: .heartbeat, requestID: 0).bytes])
+                // The heartbeat carries the query cache's figures (written by the compute thread).
+                announcementLock.lock()
+                let beat = WorkerHeartbeat(queryCache: cacheFigures)
+                announcementLock.unlock()
+                try socket.send([FrameHeader(type: .heartbeat, requestID: 0).bytes, AdminJSON.encode(beat)])
                 nextHeartbeat = after + interval
             }
             if after - lastHeard > interval * UInt64(configuration.liveness) {
@@ -211,7 +217,14 @@ public final class WorkerService: @unchecked Sendable {
             switch header.type {
             case .infoRequest: try? link.send(info(header))
             case .load: try? link.send(load(frames[1], link: link))
-            default: try? link.send(rank(header, body: frames[1]))
+            default:
+                try? link.send(rank(header, body: frames[1]))
+                if ranker.limits.queryCacheEntries > 0 {
+                    let s = ranker.queryCacheStats
+                    announcementLock.lock()
+                    cacheFigures = QueryCacheFigures(hits: s.hits, misses: s.misses, entries: s.entries, bytes: s.bytes)
+                    announcementLock.unlock()
+                }
             }
         }
     }
@@ -252,6 +265,7 @@ public final class WorkerService: @unchecked Sendable {
             ranker = next
             announcementLock.lock()
             announcement = Self.ready(for: next, configuration: configuration)
+            cacheFigures = next.limits.queryCacheEntries > 0 ? QueryCacheFigures(hits: 0, misses: 0, entries: 0, bytes: 0) : nil
             announcementLock.unlock()
             logger.info(
                 "version loaded",

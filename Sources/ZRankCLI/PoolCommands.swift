@@ -31,14 +31,21 @@ struct RankingOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads per worker (single-threaded by default).")
     var threads: Int = 1
 
+    @Option(name: .long, parsing: .unconditional, help: "Query embeddings each worker keeps, keyed by the query's token ids (0 disables the cache).")
+    var queryCache: Int = 10_000
+
     func validate() throws {
         guard maxCandidates >= 1 else { throw ValidationError("--max-candidates must be at least 1") }
         guard maxQueryBytes >= 1 else { throw ValidationError("--max-query-bytes must be at least 1") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+        guard (0...10_000_000).contains(queryCache) else {
+            throw ValidationError("--query-cache must be between 0 (off) and 10000000 entries (got \(queryCache))")
+        }
     }
 
     var limits: RankLimits {
         var l = RankLimits()
+        l.queryCacheEntries = queryCache
         l.maxCandidates = maxCandidates
         l.maxQueryBytes = maxQueryBytes
         return l

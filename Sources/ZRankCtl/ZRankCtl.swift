@@ -92,7 +92,11 @@ struct ZRankCtl: ParsableCommand {
             }
             print("workers:")
             for w in status.workers {
-                print("  \(w.name)  version \(w.version.isEmpty ? "-" : w.version)  \(w.state.rawValue)  in flight \(w.inFlight)")
+                var line = "  \(w.name)  version \(w.version.isEmpty ? "-" : w.version)  \(w.state.rawValue)  in flight \(w.inFlight)"
+                if let c = w.queryCache {
+                    line += String(format: "  query cache %d entries, %d hits / %d misses (%.1f%%)", c.entries, c.hits, c.misses, c.hitRate * 100)
+                }
+                print(line)
             }
             print("traffic:")
             for (v, f) in status.traffic.sorted(by: { $0.key < $1.key }) {
