@@ -5,48 +5,59 @@ import Protocol
 ///
 /// Ticket ids start at a random value in each router process, so an answer a worker still owes a dead router can
 /// never match a ticket of its successor.
-struct TicketBook {
+package struct TicketBook {
     /// One request.
-    struct Ticket: Equatable {
+    package struct Ticket: Equatable {
         /// Client identity (+ the empty delimiter for REQ clients).
-        var envelope: [[UInt8]]
-        var clientRequestID: UInt64
-        var type: MessageType
-        var pin: String?
-        var body: [UInt8]
-        var receivedAt: UInt64
-        var deadline: UInt64
+        package var envelope: [[UInt8]]
+        package var clientRequestID: UInt64
+        package var type: MessageType
+        package var pin: String?
+        package var body: [UInt8]
+        package var receivedAt: UInt64
+        package var deadline: UInt64
         /// Times sent to a worker.
-        var attempts = 0
+        package var attempts = 0
         /// The worker that has it (nil: queued).
-        var worker: [UInt8]?
-        var dispatchedAt: UInt64 = 0
+        package var worker: [UInt8]?
+        package var dispatchedAt: UInt64 = 0
+
+        package init(
+            envelope: [[UInt8]], clientRequestID: UInt64, type: MessageType, pin: String?, body: [UInt8], receivedAt: UInt64,
+            deadline: UInt64
+        ) {
+            self.envelope = envelope
+            self.clientRequestID = clientRequestID
+            self.type = type
+            self.pin = pin
+            self.body = body
+            self.receivedAt = receivedAt
+            self.deadline = deadline
+        }
     }
 
-    private(set) var tickets: [UInt64: Ticket] = [:] {
-        didSet {}
-    }
+    package private(set) var tickets: [UInt64: Ticket] = [:]
     /// Bytes of the bodies held (queued and in flight): what `--queue-bytes` bounds.
-    private(set) var heldBytes = 0
+    package private(set) var heldBytes = 0
     /// Waiting for a worker, oldest first.
-    private(set) var queue = Deque<UInt64>()
+    package private(set) var queue = Deque<UInt64>()
     private var next: UInt64
 
-    init(firstID: UInt64 = UInt64.random(in: 1...(1 << 48))) { next = firstID }
+    package init(firstID: UInt64 = UInt64.random(in: 1...(1 << 48))) { next = firstID }
 
-    var isEmpty: Bool { tickets.isEmpty }
-    var queueDepth: Int { queue.count }
-    var inFlight: Int { tickets.count - queue.count }
-    subscript(id: UInt64) -> Ticket? { tickets[id] }
+    package var isEmpty: Bool { tickets.isEmpty }
+    package var queueDepth: Int { queue.count }
+    package var inFlight: Int { tickets.count - queue.count }
+    package subscript(id: UInt64) -> Ticket? { tickets[id] }
 
     /// A fresh id (tickets and shadow copies share the sequence).
-    mutating func newID() -> UInt64 {
+    package mutating func newID() -> UInt64 {
         defer { next &+= 1 }
         return next
     }
 
     /// Holds a new request at the back of the queue; returns its id.
-    mutating func open(_ ticket: Ticket) -> UInt64 {
+    package mutating func open(_ ticket: Ticket) -> UInt64 {
         let id = newID()
         tickets[id] = ticket
         heldBytes += ticket.body.count
@@ -56,21 +67,21 @@ struct TicketBook {
 
     /// Forgets a request (answered, expired or failed).
     @discardableResult
-    mutating func close(_ id: UInt64) -> Ticket? {
+    package mutating func close(_ id: UInt64) -> Ticket? {
         guard let t = tickets.removeValue(forKey: id) else { return nil }
         heldBytes -= t.body.count
         return t
     }
 
     /// Puts an in-flight request back at the front of the queue (its worker died).
-    mutating func requeueFront(_ id: UInt64) {
+    package mutating func requeueFront(_ id: UInt64) {
         guard tickets[id] != nil else { return }
         tickets[id]!.worker = nil
         queue.prepend(id)
     }
 
     /// Marks the queued request at `position` sent to `worker`.
-    mutating func dispatch(at position: Int, to worker: [UInt8], now: UInt64) -> (id: UInt64, ticket: Ticket) {
+    package mutating func dispatch(at position: Int, to worker: [UInt8], now: UInt64) -> (id: UInt64, ticket: Ticket) {
         let id = queue.remove(at: position)
         tickets[id]!.worker = worker
         tickets[id]!.attempts += 1
@@ -79,10 +90,10 @@ struct TicketBook {
     }
 
     /// Drops the queue entry at `position` (its ticket is closed or gone).
-    mutating func dropQueued(at position: Int) { queue.remove(at: position) }
+    package mutating func dropQueued(at position: Int) { queue.remove(at: position) }
 
     /// Closes every request whose deadline has passed, queued or in flight; returns them.
-    mutating func expire(now: UInt64) -> [Ticket] {
+    package mutating func expire(now: UInt64) -> [Ticket] {
         let expired = tickets.filter { $0.value.deadline <= now }
         guard !expired.isEmpty else { return [] }
         for id in expired.keys { close(id) }
@@ -91,7 +102,7 @@ struct TicketBook {
     }
 
     /// Closes everything; returns what was held.
-    mutating func closeAll() -> [Ticket] {
+    package mutating func closeAll() -> [Ticket] {
         defer {
             tickets.removeAll()
             queue.removeAll()

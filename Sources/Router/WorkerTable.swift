@@ -3,9 +3,9 @@ import Protocol
 
 /// The live workers, keyed by router socket identity, each with its phase as an enum, kept least recently used
 /// first. No sockets and no clock of its own: `RouterCore` feeds it events.
-struct WorkerTable {
+package struct WorkerTable {
     /// Where one worker stands.
-    enum Phase: Equatable {
+    package enum Phase: Equatable {
         /// Takes requests.
         case ready
         /// Drained by an operator: no new requests, in-flight ones finish.
@@ -18,7 +18,7 @@ struct WorkerTable {
         case warming
 
         /// The state status answers show.
-        var state: WorkerState {
+        package var state: WorkerState {
             switch self {
             case .ready: return .ready
             case .draining, .awaitingLoad: return .draining
@@ -28,23 +28,23 @@ struct WorkerTable {
         }
     }
 
-    struct Entry: Equatable {
+    package struct Entry: Equatable {
         /// The name the worker announced (stable across reconnects, unlike its socket identity).
-        var name: String
-        var version: String
-        var capacity: Int
-        var inFlight: Set<UInt64> = []
-        var lastSeen: UInt64
-        var phase: Phase = .ready
+        package var name: String
+        package var version: String
+        package var capacity: Int
+        package var inFlight: Set<UInt64> = []
+        package var lastSeen: UInt64
+        package var phase: Phase = .ready
         /// Its query cache as its last heartbeat said.
-        var queryCache: QueryCacheFigures?
+        package var queryCache: QueryCacheFigures?
 
         /// Takes another request now.
-        var isFree: Bool { phase == .ready && inFlight.count < capacity }
+        package var isFree: Bool { phase == .ready && inFlight.count < capacity }
     }
 
     /// What announcing did.
-    enum Announcement: Equatable {
+    package enum Announcement: Equatable {
         /// A live worker announced itself again (after a load, say).
         case refreshed
         /// A new worker; `replacing` is the identity of a live entry with the same name (its restarted predecessor).
@@ -52,32 +52,34 @@ struct WorkerTable {
     }
 
     /// The most requests one worker may have in flight, whatever it announces.
-    static let maxCapacity = 64
+    package static let maxCapacity = 64
 
-    private(set) var entries: [[UInt8]: Entry] = [:]
+    package private(set) var entries: [[UInt8]: Entry] = [:]
     /// Least recently used first.
-    private(set) var lru = Deque<[UInt8]>()
+    package private(set) var lru = Deque<[UInt8]>()
 
-    subscript(identity: [UInt8]) -> Entry? { entries[identity] }
+    package init() {}
 
-    var isEmpty: Bool { entries.isEmpty }
-    var identities: Dictionary<[UInt8], Entry>.Keys { entries.keys }
+    package subscript(identity: [UInt8]) -> Entry? { entries[identity] }
+
+    package var isEmpty: Bool { entries.isEmpty }
+    package var identities: Dictionary<[UInt8], Entry>.Keys { entries.keys }
 
     /// Whether a live worker serves `version`.
-    func serves(_ version: String) -> Bool { entries.values.contains { $0.version == version } }
+    package func serves(_ version: String) -> Bool { entries.values.contains { $0.version == version } }
 
     /// Versions of the live workers, sorted (one per worker).
-    var versions: [String] { entries.values.map(\.version).sorted() }
+    package var versions: [String] { entries.values.map(\.version).sorted() }
 
     /// The identity of the live worker announced as `name`, else the one whose socket identity reads `name`.
-    func identity(named name: String) -> [UInt8]? {
+    package func identity(named name: String) -> [UInt8]? {
         if let hit = lru.first(where: { entries[$0]?.name == name }) { return hit }
         let raw = Array(name.utf8)
         return entries[raw] != nil ? raw : nil
     }
 
     /// A READY: a new worker joins (at the back of the LRU), or a live one refreshes its version and leaves a load.
-    mutating func announce(_ identity: [UInt8], name: String, version: String, capacity: Int, now: UInt64) -> Announcement {
+    package mutating func announce(_ identity: [UInt8], name: String, version: String, capacity: Int, now: UInt64) -> Announcement {
         let capacity = max(1, min(capacity, Self.maxCapacity))
         if var e = entries[identity] {
             e.version = version
@@ -98,7 +100,7 @@ struct WorkerTable {
     }
 
     /// A heartbeat; false when the worker is unknown. `warming` moves a loading worker to `warming`.
-    mutating func heard(_ identity: [UInt8], warming: Bool, queryCache: QueryCacheFigures? = nil, now: UInt64) -> Bool {
+    package mutating func heard(_ identity: [UInt8], warming: Bool, queryCache: QueryCacheFigures? = nil, now: UInt64) -> Bool {
         guard var e = entries[identity] else { return false }
         e.lastSeen = now
         if let queryCache { e.queryCache = queryCache }
@@ -108,14 +110,14 @@ struct WorkerTable {
     }
 
     /// Forgets a worker; returns its entry.
-    mutating func remove(_ identity: [UInt8]) -> Entry? {
+    package mutating func remove(_ identity: [UInt8]) -> Entry? {
         guard let e = entries.removeValue(forKey: identity) else { return nil }
         if let i = lru.firstIndex(of: identity) { lru.remove(at: i) }
         return e
     }
 
     /// Operator drain on or off (off returns a drained worker to `ready`; a pending load is kept).
-    mutating func setDraining(_ identity: [UInt8], _ on: Bool) {
+    package mutating func setDraining(_ identity: [UInt8], _ on: Bool) {
         guard var e = entries[identity] else { return }
         switch (on, e.phase) {
         case (true, .ready): e.phase = .draining
@@ -126,21 +128,21 @@ struct WorkerTable {
     }
 
     /// Drain, then load: the LOAD body waits until nothing is in flight.
-    mutating func orderLoad(_ identity: [UInt8], body: [UInt8]) {
+    package mutating func orderLoad(_ identity: [UInt8], body: [UInt8]) {
         entries[identity]?.phase = .awaitingLoad(body: body)
     }
 
     /// The LOAD body to send now when the worker was waiting to load and has drained (it becomes `loading`).
-    mutating func takeLoadIfDrained(_ identity: [UInt8]) -> [UInt8]? {
+    package mutating func takeLoadIfDrained(_ identity: [UInt8]) -> [UInt8]? {
         guard let e = entries[identity], case .awaitingLoad(let body) = e.phase, e.inFlight.isEmpty else { return nil }
         entries[identity]!.phase = .loading
         return body
     }
 
-    mutating func touch(_ identity: [UInt8], now: UInt64) { entries[identity]?.lastSeen = now }
+    package mutating func touch(_ identity: [UInt8], now: UInt64) { entries[identity]?.lastSeen = now }
 
     /// Records a request sent to the worker and moves it to the back of the LRU.
-    mutating func assign(_ ticket: UInt64, to identity: [UInt8]) {
+    package mutating func assign(_ ticket: UInt64, to identity: [UInt8]) {
         entries[identity]?.inFlight.insert(ticket)
         if let i = lru.firstIndex(of: identity) {
             lru.remove(at: i)
@@ -150,17 +152,17 @@ struct WorkerTable {
 
     /// Records an answer (or a forgotten request); returns whether the worker had it.
     @discardableResult
-    mutating func release(_ ticket: UInt64, from identity: [UInt8]) -> Bool {
+    package mutating func release(_ ticket: UInt64, from identity: [UInt8]) -> Bool {
         entries[identity]?.inFlight.remove(ticket) != nil
     }
 
     /// The least recently used free worker that satisfies `accept`.
-    func firstFree(where accept: (Entry) -> Bool = { _ in true }) -> [UInt8]? {
+    package func firstFree(where accept: (Entry) -> Bool = { _ in true }) -> [UInt8]? {
         lru.first { id in entries[id].map { $0.isFree && accept($0) } ?? false }
     }
 
     /// Workers silent for longer than `limit` nanoseconds.
-    func silent(now: UInt64, limit: UInt64) -> [[UInt8]] {
+    package func silent(now: UInt64, limit: UInt64) -> [[UInt8]] {
         entries.compactMap { now > $0.value.lastSeen && now - $0.value.lastSeen > limit ? $0.key : nil }
     }
 }
