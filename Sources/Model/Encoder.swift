@@ -2,6 +2,12 @@ import CKernels
 import Kernels
 import Tokenizer
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The int8 BERT encoder: embeddings, transformer layers with int8 GEMMs and fused epilogues, fp32 attention and
 /// LayerNorm, then mean pooling over real tokens and L2 normalisation (the sentence-transformers recipe of
 /// all-MiniLM-L6-v2).
@@ -28,6 +34,9 @@ public final class Encoder {
     private let pool: OpaquePointer?
     private var offsets: [Int] = []
     private var lengths: [Int] = []
+    /// Per-op time, accumulated while `profiling` is on (`zrank bench-encoder --profile`); off, nothing is timed.
+    public var profiling = false
+    public private(set) var profile = EncoderProfile()
 
     private struct Layer {
         var qkv: UnsafeRawPointer
@@ -190,12 +199,18 @@ public final class Encoder {
     ) {
         let kp = PackedWeights.paddedK(k)
         let cfg = kernels.config
+        var t0 = profiling ? EncoderProfile.now() : 0
         zrk_quantize_rows_parallel(cfg, pool, m, k, kp, a, k, arena.quantized, kp, arena.rowScale, arena.rowZero)
+        if profiling { profile.add(.quantize, since: &t0) }
         var params = zrk_qgemm_params(
             a_scale: arena.rowScale, a_zero: arena.rowZero, activation: Int32(activation.rawValue), raw_int32: 0)
         zrk_qgemm_parallel(
             cfg, pool, m, n, k, arena.quantized, kp, arena.wide, weights, c, n * 4,
             &params)
+        if profiling {
+            profile.add(activation == ZRK_ACTIVATION_GELU ? .gemmGELU : .gemm, since: &t0)
+            profile.gemmOps += 2 * m * n * k
+        }
     }
 
     private func forward(_ sequences: [TokenizerEncoding], tokens t: Int, output: UnsafeMutablePointer<Float>) {
@@ -209,6 +224,7 @@ public final class Encoder {
         let projected = arena.projected!
         let ffn = arena.ffn!
 
+        var t0 = profiling ? EncoderProfile.now() : 0
         offsets.removeAll(keepingCapacity: true)
         lengths.removeAll(keepingCapacity: true)
         var start = 0
@@ -232,11 +248,14 @@ public final class Encoder {
                 row += 1
             }
         }
+        if profiling { profile.add(.embeddings, since: &t0) }
         cfg.add_layernorm(t, h, hidden, h, nil, 0, weights.embGamma, weights.embBeta, config.layerNormEps, hidden, h)
+        if profiling { profile.add(.layerNorm, since: &t0) }
 
         let scale = 1 / Float(d).squareRoot()
         for layer in weights.layers {
             linear(m: t, k: h, n: 3 * h, a: hidden, weights: layer.qkv, activation: ZRK_ACTIVATION_NONE, c: qkv)
+            if profiling { t0 = EncoderProfile.now() }
             offsets.withUnsafeBufferPointer { o in
                 lengths.withUnsafeBufferPointer { l in
                     zrk_attention_ragged(
@@ -245,15 +264,20 @@ public final class Encoder {
                         zrk_attention_scratch_floats(arena.maxSequence, d))
                 }
             }
+            if profiling { profile.add(.attention, since: &t0) }
             linear(m: t, k: h, n: h, a: context, weights: layer.attnOut, activation: ZRK_ACTIVATION_NONE, c: projected)
+            if profiling { t0 = EncoderProfile.now() }
             zrk_add_layernorm_parallel(
                 kernels.config, pool, t, h, projected, h, hidden, h, layer.attnGamma, layer.attnBeta,
                 config.layerNormEps, hidden, h)
+            if profiling { profile.add(.layerNorm, since: &t0) }
             linear(m: t, k: h, n: inner, a: hidden, weights: layer.ffnIn, activation: ZRK_ACTIVATION_GELU, c: ffn)
             linear(m: t, k: inner, n: h, a: ffn, weights: layer.ffnOut, activation: ZRK_ACTIVATION_NONE, c: projected)
+            if profiling { t0 = EncoderProfile.now() }
             zrk_add_layernorm_parallel(
                 kernels.config, pool, t, h, projected, h, hidden, h, layer.ffnGamma, layer.ffnBeta,
                 config.layerNormEps, hidden, h)
+            if profiling { profile.add(.layerNorm, since: &t0) }
         }
 
         // Mean pooling over each sequence's tokens, then L2 normalisation.
@@ -270,5 +294,48 @@ public final class Encoder {
             for j in 0..<h { out[j] *= inv }
             offset += l
         }
+        if profiling {
+            profile.add(.pooling, since: &t0)
+            profile.forwards += 1
+        }
     }
+
+    /// Starts the profile afresh.
+    public func resetProfile() { profile = EncoderProfile() }
+}
+
+/// Where an encoder's time goes, per op (nanoseconds summed over the forwards profiled).
+public struct EncoderProfile: Sendable, Equatable {
+    /// The ops timed.
+    public enum Op: String, CaseIterable, Sendable {
+        case embeddings = "embeddings (lookup + position + type)"
+        case quantize = "quantise activations (per-token u8)"
+        case gemm = "int8 GEMM (QKV, attention out, FFN out)"
+        case gemmGELU = "int8 GEMM + GELU epilogue (FFN in)"
+        case attention = "attention (scores, softmax, context)"
+        case layerNorm = "residual add + LayerNorm"
+        case pooling = "mean pooling + L2 norm"
+    }
+
+    public private(set) var nanos: [Op: UInt64] = [:]
+    /// Multiply-adds x 2 of the GEMMs timed.
+    public var gemmOps = 0
+    public var forwards = 0
+
+    public init() {}
+
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    mutating func add(_ op: Op, since t0: inout UInt64) {
+        let t = Self.now()
+        nanos[op, default: 0] += t - t0
+        t0 = t
+    }
+
+    /// Total time over the ops.
+    public var total: UInt64 { nanos.values.reduce(0, +) }
 }

@@ -25,6 +25,9 @@ extension ZRank {
         @Option(name: .long, help: "Measured seconds (after a warm-up).")
         var seconds: Double = 3
 
+        @Flag(name: .long, help: "After the summary line, time each op for another --seconds and print a per-op table.")
+        var profile = false
+
         func validate() throws {
             guard batch >= 1, seq >= 2, seq <= 512, threads >= 1, seconds > 0 else {
                 throw ValidationError("need --batch >= 1, 2 <= --seq <= 512, --threads >= 1, --seconds > 0")
@@ -72,6 +75,26 @@ extension ZRank {
                 String(
                     format: "{\"batch\": %d, \"seq\": %d, \"threads\": %d, \"sequences_per_s\": %.1f, "
                         + "\"p50_ms\": %.4f, \"p99_ms\": %.4f}", batch, seq, threads, sps, pct(0.5), pct(0.99)))
+            guard profile else { return }
+            // Profiled separately, so the timers never touch the figures above.
+            encoder.profiling = true
+            encoder.resetProfile()
+            let profileEnd = Date().addingTimeInterval(seconds)
+            while Date() < profileEnd {
+                try out.withUnsafeMutableBufferPointer { try encoder.embed(sequences, into: $0.baseAddress!) }
+            }
+            let p = encoder.profile
+            let forwards = Double(max(1, p.forwards))
+            print("")
+            print("| op (batch \(batch) x \(seq) tokens, \(threads) thread\(threads == 1 ? "" : "s"), \(encoder.kernels.isa)) | ms per batch | share |")
+            print("| --- | --- | --- |")
+            for op in EncoderProfile.Op.allCases {
+                let ns = Double(p.nanos[op] ?? 0)
+                print(String(format: "| %@ | %.3f | %.1f%% |", op.rawValue, ns / forwards / 1e6, 100 * ns / Double(max(1, p.total))))
+            }
+            let gemmNanos = Double((p.nanos[.gemm] ?? 0) + (p.nanos[.gemmGELU] ?? 0))
+            print(String(format: "| total (%d batches profiled) | %.3f | 100%% |", p.forwards, Double(p.total) / forwards / 1e6))
+            print(String(format: "GEMM: %.1f GOP/s over its own time; everything else: %.1f%% of the forward", Double(p.gemmOps) / max(1, gemmNanos), 100 * (1 - gemmNanos / Double(max(1, p.total)))))
         }
     }
 }
