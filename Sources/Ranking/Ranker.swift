@@ -162,19 +162,22 @@ public final class Ranker {
     /// The query's embedding: from the cache when the same token ids were encoded before (bit-identical: the encoder
     /// is deterministic for one sequence), else encoded and remembered.
     private func queryEmbedding(_ encoding: TokenizerEncoding) throws -> [Float] {
-        guard var cache = queryCache else { return try encoder.embed([encoding])[0] }
-        queryCache = nil  // unique while mutated
-        defer { queryCache = cache }
-        if let hit = cache.value(for: encoding.inputIDs) {
+        if queryCache != nil, let hit = queryCache!.value(for: encoding.inputIDs) {
             queryCacheStats.hits += 1
             return hit
         }
         let vector = try encoder.embed([encoding])[0]
-        cache.set(vector, for: encoding.inputIDs)
-        queryCacheStats.misses += 1
-        queryCacheStats.entries = cache.count
-        queryCacheStats.bytes = cache.count * (vector.count * MemoryLayout<Float>.size + 128)
+        remember(encoding.inputIDs, vector)
         return vector
+    }
+
+    /// Puts a freshly encoded query in the cache (when on) and counts the miss.
+    private func remember(_ ids: [Int32], _ vector: [Float]) {
+        guard queryCache != nil else { return }
+        queryCache!.set(vector, for: ids)
+        queryCacheStats.misses += 1
+        queryCacheStats.entries = queryCache!.count
+        queryCacheStats.bytes = queryCache!.count * (vector.count * MemoryLayout<Float>.size + 128)
     }
 
     /// The L2-normalised embedding of one text (truncated to the max length).
@@ -236,11 +239,71 @@ public final class Ranker {
             throw RankError("cannot encode the query: \(error)", internal: true)
         }
         let t1 = monotonic()
+        return try score(q, queryEncoding: queryEncoding, queryVector: queryVector, encodeNanos: t1 - t0, started: t1)
+    }
+
+    /// Ranks several requests at once: their queries (those the cache does not hold, each distinct one once) are
+    /// encoded as one ragged batch, then each request is scored on its own. Every answer equals what `rank` gives
+    /// for that request alone (bit-equal scores: a sequence's embedding does not depend on the others in its
+    /// batch); a request's failure is its own. `encodeNanos` of each is the batch's encoding time.
+    public func rank(batch queries: [RankQuery]) -> [Result<RankOutcome, RankError>] {
+        var results = [Result<RankOutcome, RankError>?](repeating: nil, count: queries.count)
+        var encodings = [TokenizerEncoding?](repeating: nil, count: queries.count)
+        var vectors = [[Float]?](repeating: nil, count: queries.count)
+        let t0 = monotonic()
+        var pending: [[Int32]: [Int]] = [:]
+        var order: [[Int32]] = []
+        for (i, q) in queries.enumerated() {
+            do {
+                try validate(q)
+            } catch {
+                results[i] = .failure(error)
+                continue
+            }
+            let encoding = tokenize(q.query)
+            encodings[i] = encoding
+            if queryCache != nil, let hit = queryCache!.value(for: encoding.inputIDs) {
+                queryCacheStats.hits += 1
+                vectors[i] = hit
+            } else if pending[encoding.inputIDs] != nil {
+                pending[encoding.inputIDs]!.append(i)
+                if queryCache != nil { queryCacheStats.hits += 1 }
+            } else {
+                pending[encoding.inputIDs] = [i]
+                order.append(encoding.inputIDs)
+            }
+        }
+        if !order.isEmpty {
+            do {
+                let fresh = try encoder.embed(order.map { encodings[pending[$0]![0]]! })
+                for (ids, vector) in zip(order, fresh) {
+                    for i in pending[ids]! { vectors[i] = vector }
+                    remember(ids, vector)
+                }
+            } catch {
+                for ids in order {
+                    for i in pending[ids]! { results[i] = .failure(RankError("cannot encode the query: \(error)", internal: true)) }
+                }
+            }
+        }
+        let t1 = monotonic()
+        return queries.indices.map { i in
+            if let done = results[i] { return done }
+            return Result { () throws(RankError) in
+                try score(queries[i], queryEncoding: encodings[i]!, queryVector: vectors[i]!, encodeNanos: t1 - t0, started: monotonic())
+            }
+        }
+    }
+
+    /// Scores one validated request whose query is encoded.
+    private func score(
+        _ q: RankQuery, queryEncoding: TokenizerEncoding, queryVector: [Float], encodeNanos: UInt64, started t1: UInt64
+    ) throws(RankError) -> RankOutcome {
         if let heads {
             // The lexical feature's query pieces come from the encoding already made.
             return try rankWithHeads(
                 q, heads, queryVector: queryVector, queryPieces: wordPieces(tokenizer, encoding: queryEncoding),
-                encodeNanos: t1 - t0, started: t1)
+                encodeNanos: encodeNanos, started: t1)
         }
         let (q8, qScale) = quantizeSymmetric(queryVector)
         let wholeCatalog = q.candidateIDs.isEmpty && q.inlineCandidates.isEmpty
@@ -268,7 +331,7 @@ public final class Ranker {
             let items = top.sorted().map { e in
                 ScoredItem(id: index.id(ofRow: e.position), score: e.score, cosine: e.score)
             }
-            return RankOutcome(items: items, notFound: [], encodeNanos: t1 - t0, scoreNanos: monotonic() - t1)
+            return RankOutcome(items: items, notFound: [], encodeNanos: encodeNanos, scoreNanos: monotonic() - t1)
         }
         // Catalog candidates: gather rows, one kernel call.
         scratchRows.removeAll(keepingCapacity: true)
@@ -314,7 +377,7 @@ public final class Ranker {
                 ? q.candidateIDs[e.position] : q.inlineCandidates[e.position - q.candidateIDs.count].id
             return ScoredItem(id: id, score: e.score, cosine: e.score)
         }
-        return RankOutcome(items: items, notFound: notFound, encodeNanos: t1 - t0, scoreNanos: monotonic() - t1)
+        return RankOutcome(items: items, notFound: notFound, encodeNanos: encodeNanos, scoreNanos: monotonic() - t1)
     }
 
     /// One kernel pass of int8 row dots: `rows` of the index against `vector` (quantised here), as floats.

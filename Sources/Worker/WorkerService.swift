@@ -50,7 +50,12 @@ public struct WorkerConfiguration: Sendable {
     public var heartbeatIntervalMs = 1000
     /// Missed heartbeats before the router is presumed dead and the worker reconnects.
     public var liveness = 3
+    /// Requests the router may have in flight on this worker (it announces this); set to `maxBatch`.
     public var capacity = 1
+    /// Rank requests already waiting that are taken together, their queries encoded as one batch (1: one at a time).
+    public var maxBatch = 1 {
+        didSet { capacity = max(1, maxBatch) }
+    }
     public var faults = FaultInjection()
     /// The registry a LOAD's version is resolved in (nil: the worker serves the files it was started with and
     /// refuses loads).
@@ -211,22 +216,42 @@ public final class WorkerService: @unchecked Sendable {
             logger.critical("cannot open the compute link")
             exit(70)
         }
+        // A message taken off the link while gathering a batch that is not a rank request: handled next, in order.
+        var held: [[UInt8]]?
         while true {
-            guard let frames = try? link.receive(), frames.count == 2, let header = try? FrameHeader(decoding: frames[0])
+            guard let frames = held ?? (try? link.receive()), frames.count == 2,
+                let header = try? FrameHeader(decoding: frames[0])
             else { return }
+            held = nil
             switch header.type {
             case .infoRequest: try? link.send(info(header))
             case .load: try? link.send(load(frames[1], link: link))
+            case .rankRequest where configuration.maxBatch > 1:
+                // Take what is already waiting (never wait for a batch to fill), up to --max-batch requests.
+                var batch = [(header, frames[1])]
+                while batch.count < configuration.maxBatch, let next = try? link.receive(dontWait: true) {
+                    guard next.count == 2, let h = try? FrameHeader(decoding: next[0]), h.type == .rankRequest else {
+                        held = next
+                        break
+                    }
+                    batch.append((h, next[1]))
+                }
+                for answer in rankBatch(batch) { try? link.send(answer) }
+                publishCacheFigures()
             default:
                 try? link.send(rank(header, body: frames[1]))
-                if ranker.limits.queryCacheEntries > 0 {
-                    let s = ranker.queryCacheStats
-                    announcementLock.lock()
-                    cacheFigures = QueryCacheFigures(hits: s.hits, misses: s.misses, entries: s.entries, bytes: s.bytes)
-                    announcementLock.unlock()
-                }
+                publishCacheFigures()
             }
         }
+    }
+
+    /// Hands the ranker's query-cache figures to the I/O thread (for heartbeats).
+    private func publishCacheFigures() {
+        guard ranker.limits.queryCacheEntries > 0 else { return }
+        let s = ranker.queryCacheStats
+        announcementLock.lock()
+        cacheFigures = QueryCacheFigures(hits: s.hits, misses: s.misses, entries: s.entries, bytes: s.bytes)
+        announcementLock.unlock()
     }
 
     /// Loads another version in place: map the model and index, warm up, check a smoke set of queries (each must
@@ -279,8 +304,43 @@ public final class WorkerService: @unchecked Sendable {
         return [FrameHeader(type: .workerReady, requestID: 0).bytes, (try? ready.serializedBytes()) ?? []]
     }
 
+    /// One rank request: decoded, ranked, answered.
     private func rank(_ header: FrameHeader, body: [UInt8]) -> [[UInt8]] {
         let start = monotonicNanos()
+        switch prepare(header, body: body) {
+        case .failure(let answer): return answer.frames
+        case .success(let (request, query)):
+            let outcome = Result { () throws(RankError) in try ranker.rank(query) }
+            return respond(header, request: request, outcome: outcome, start: start)
+        }
+    }
+
+    /// Several rank requests taken together: their queries encoded as one batch, each answered on its own (the same
+    /// answers as one at a time).
+    private func rankBatch(_ batch: [(FrameHeader, [UInt8])]) -> [[[UInt8]]] {
+        let start = monotonicNanos()
+        var answers = [[[UInt8]]?](repeating: nil, count: batch.count)
+        var ready: [(index: Int, request: Zrank_V1_RankRequest, query: RankQuery)] = []
+        for (i, (header, body)) in batch.enumerated() {
+            switch prepare(header, body: body) {
+            case .failure(let answer): answers[i] = answer.frames
+            case .success(let (request, query)): ready.append((i, request, query))
+            }
+        }
+        let outcomes = ranker.rank(batch: ready.map(\.query))
+        for (r, outcome) in zip(ready, outcomes) {
+            answers[r.index] = respond(batch[r.index].0, request: r.request, outcome: outcome, start: start)
+        }
+        return answers.map { $0 ?? errorFrames(requestID: 0, .internal, "unanswered") }
+    }
+
+    /// An answer made before ranking (a fault, a body that does not decode).
+    private struct EarlyAnswer: Error {
+        var frames: [[UInt8]]
+    }
+
+    /// Fault injection, then the body decoded into a query; or the answer to send instead.
+    private func prepare(_ header: FrameHeader, body: [UInt8]) -> Result<(Zrank_V1_RankRequest, RankQuery), EarlyAnswer> {
         handled += 1
         let faults = configuration.faults.version.map { $0 == ranker.version } ?? true ? configuration.faults : FaultInjection()
         if faults.crashAfter > 0 && handled >= faults.crashAfter {
@@ -293,25 +353,32 @@ public final class WorkerService: @unchecked Sendable {
             Thread.sleep(forTimeInterval: Double(faults.pauseMs) / 1000)
         }
         if faults.failEvery > 0 && handled % faults.failEvery == 0 {
-            return errorFrames(requestID: header.requestID, .internal, "fault injection: request \(handled) failed on purpose")
+            return .failure(EarlyAnswer(frames: errorFrames(requestID: header.requestID, .internal, "fault injection: request \(handled) failed on purpose")))
         }
         let request: Zrank_V1_RankRequest
         do {
             request = try Zrank_V1_RankRequest(serializedBytes: body)
         } catch BinaryDecodingError.invalidUTF8 {
-            return errorFrames(requestID: header.requestID, .invalidRequest, "invalid UTF-8 in a string field of the RankRequest body")
+            return .failure(EarlyAnswer(frames: errorFrames(requestID: header.requestID, .invalidRequest, "invalid UTF-8 in a string field of the RankRequest body")))
         } catch {
-            return errorFrames(requestID: header.requestID, .invalidRequest, "malformed RankRequest body: \(error)")
+            return .failure(EarlyAnswer(frames: errorFrames(requestID: header.requestID, .invalidRequest, "malformed RankRequest body: \(error)")))
         }
         let query = RankQuery(
             query: request.query, candidateIDs: request.candidateIds,
             inlineCandidates: request.inlineCandidates.map { (id: $0.id, text: $0.text) }, topK: Int(request.topK),
             explain: request.explain, recentItemIDs: request.user.recentItemIds,
             alpha: request.hasAlpha ? request.alpha : nil, beta: request.hasBeta ? request.beta : nil)
+        return .success((request, query))
+    }
+
+    /// The answer to a ranked (or failed) request.
+    private func respond(
+        _ header: FrameHeader, request: Zrank_V1_RankRequest, outcome result: Result<RankOutcome, RankError>, start: UInt64
+    ) -> [[UInt8]] {
         let outcome: RankOutcome
-        do {
-            outcome = try ranker.rank(query)
-        } catch {
+        switch result {
+        case .success(let o): outcome = o
+        case .failure(let error):
             return errorFrames(requestID: header.requestID, error.isInternal ? .internal : .invalidRequest, error.description)
         }
         var response = Zrank_V1_RankResponse()

@@ -34,10 +34,16 @@ struct RankingOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "Query embeddings each worker keeps, keyed by the query's token ids (0 disables the cache).")
     var queryCache: Int = 10_000
 
+    @Option(name: .long, parsing: .unconditional, help: "Rank requests a worker takes together when they are already waiting, encoding their queries as one batch (1: one at a time; it never waits for a batch to fill).")
+    var maxBatch: Int = 8
+
     func validate() throws {
         guard maxCandidates >= 1 else { throw ValidationError("--max-candidates must be at least 1") }
         guard maxQueryBytes >= 1 else { throw ValidationError("--max-query-bytes must be at least 1") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+        guard (1...64).contains(maxBatch) else {
+            throw ValidationError("--max-batch must be between 1 and 64 (got \(maxBatch))")
+        }
         guard (0...10_000_000).contains(queryCache) else {
             throw ValidationError("--query-cache must be between 0 (off) and 10000000 entries (got \(queryCache))")
         }
@@ -280,6 +286,7 @@ extension ZRank {
                 throw CLIFailure("zrank worker: \(error)")
             }
             var config = WorkerConfiguration(endpoint: connect, workerID: id)
+            config.maxBatch = ranking.maxBatch
             config.faults = faultOptions.faults
             config.registry = try registry.map { path in
                 do { return try Registry(path: path) } catch { throw CLIFailure("zrank worker: \(error)") }

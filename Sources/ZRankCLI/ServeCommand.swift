@@ -119,7 +119,7 @@ extension ZRank {
             workerOptions += [
                 ("connect", backendEndpoint), ("max-candidates", "\(ranking.maxCandidates)"),
                 ("max-query-bytes", "\(ranking.maxQueryBytes)"), ("threads", "\(ranking.threads)"), ("version", version),
-                ("query-cache", "\(ranking.queryCache)"),
+                ("query-cache", "\(ranking.queryCache)"), ("max-batch", "\(ranking.maxBatch)"),
             ]
             let faults = faultOptions.faults
             workerOptions += [
