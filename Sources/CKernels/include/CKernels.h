@@ -76,6 +76,9 @@ void zrk_qu8s8_gemm_ukernel_1x16c4__avx2(
 void zrk_qu8s8_gemm_ukernel_8x16c4__avx512vnni(
     size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
     const struct zrk_qgemm_params* params);
+void zrk_qu8s8_gemm_ukernel_1x16c4__avx512vnni(
+    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params);
 
 void zrk_qu8s8_gemm_ukernel_1x16c4__neon(
     size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,

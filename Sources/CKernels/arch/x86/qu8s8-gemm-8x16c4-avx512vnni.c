@@ -68,4 +68,40 @@ ZRK_AVX512VNNI_TARGET void zrk_qu8s8_gemm_ukernel_8x16c4__avx512vnni(
         zrk_avx512_store_row(vacc[r], nc, block, params, r, (uint8_t*)c + r * c_stride);
     }
 }
+
+// The single-row kernel (M = 1 and short tails): the 8-row kernel would spend 8 vpdpbusd per k-quad on one real
+// row. Here one weight load feeds one vpdpbusd, and four accumulators over consecutive k-quads keep four
+// independent dependency chains in flight; they are summed at the end (int32 addition: exact in any order).
+ZRK_AVX512VNNI_TARGET void zrk_qu8s8_gemm_ukernel_1x16c4__avx512vnni(
+    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params) {
+    assert(mr == 1);
+    assert(nc >= 1 && nc <= ZRK_NR);
+    assert(kc % ZRK_KR == 0);
+    (void)a_stride;
+    (void)c_stride;
+    const uint8_t* block = (const uint8_t*)w_block;
+    const uint8_t* arow = (const uint8_t*)a;
+    const int8_t* w = (const int8_t*)(block + ZRK_BLOCK_HEADER_BYTES);
+    __m512i vacc0 = _mm512_setzero_si512(), vacc1 = _mm512_setzero_si512();
+    __m512i vacc2 = _mm512_setzero_si512(), vacc3 = _mm512_setzero_si512();
+    size_t k = 0;
+    for (; k + 4 * ZRK_KR <= kc; k += 4 * ZRK_KR) {
+        int32_t q[4];
+        memcpy(q, arow + k, sizeof(q));
+        vacc0 = _mm512_dpbusd_epi32(vacc0, _mm512_set1_epi32(q[0]), _mm512_loadu_si512((const void*)w));
+        vacc1 = _mm512_dpbusd_epi32(vacc1, _mm512_set1_epi32(q[1]), _mm512_loadu_si512((const void*)(w + 64)));
+        vacc2 = _mm512_dpbusd_epi32(vacc2, _mm512_set1_epi32(q[2]), _mm512_loadu_si512((const void*)(w + 128)));
+        vacc3 = _mm512_dpbusd_epi32(vacc3, _mm512_set1_epi32(q[3]), _mm512_loadu_si512((const void*)(w + 192)));
+        w += 4 * ZRK_NR * ZRK_KR;
+    }
+    for (; k < kc; k += ZRK_KR) {
+        int32_t q;
+        memcpy(&q, arow + k, 4);
+        vacc0 = _mm512_dpbusd_epi32(vacc0, _mm512_set1_epi32(q), _mm512_loadu_si512((const void*)w));
+        w += ZRK_NR * ZRK_KR;
+    }
+    const __m512i vacc = _mm512_add_epi32(_mm512_add_epi32(vacc0, vacc1), _mm512_add_epi32(vacc2, vacc3));
+    zrk_avx512_store_row(vacc, nc, block, params, 0, c);
+}
 #endif
