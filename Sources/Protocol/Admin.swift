@@ -231,13 +231,7 @@ public enum AdminRequest: Equatable, Sendable {
 }
 
 extension AdminRequest: Codable {
-    private struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ s: String) { stringValue = s }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
+    private typealias Key = AnyKey
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Key.self)

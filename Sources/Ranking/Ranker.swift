@@ -159,18 +159,6 @@ public final class Ranker {
         self.queryCache = limits.queryCacheEntries > 0 ? LRUCache(capacity: limits.queryCacheEntries) : nil
     }
 
-    /// The query's embedding: from the cache when the same token ids were encoded before (bit-identical: the encoder
-    /// is deterministic for one sequence), else encoded and remembered.
-    private func queryEmbedding(_ encoding: TokenizerEncoding) throws -> [Float] {
-        if queryCache != nil, let hit = queryCache!.value(for: encoding.inputIDs) {
-            queryCacheStats.hits += 1
-            return hit
-        }
-        let vector = try encoder.embed([encoding])[0]
-        remember(encoding.inputIDs, vector)
-        return vector
-    }
-
     /// Puts a freshly encoded query in the cache (when on) and counts the miss.
     private func remember(_ ids: [Int32], _ vector: [Float]) {
         guard queryCache != nil else { return }
@@ -226,20 +214,9 @@ public final class Ranker {
         }
     }
 
-    /// Ranks one request.
+    /// Ranks one request (a batch of one: the same path as `rank(batch:)`).
     public func rank(_ q: RankQuery) throws(RankError) -> RankOutcome {
-        try validate(q)
-        let t0 = monotonic()
-        let queryVector: [Float]
-        let queryEncoding: TokenizerEncoding
-        do {
-            queryEncoding = tokenize(q.query)
-            queryVector = try queryEmbedding(queryEncoding)
-        } catch {
-            throw RankError("cannot encode the query: \(error)", internal: true)
-        }
-        let t1 = monotonic()
-        return try score(q, queryEncoding: queryEncoding, queryVector: queryVector, encodeNanos: t1 - t0, started: t1)
+        try rank(batch: [q])[0].get()
     }
 
     /// Ranks several requests at once: their queries (those the cache does not hold, each distinct one once) are

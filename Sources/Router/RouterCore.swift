@@ -489,15 +489,15 @@ public struct RouterCore {
                     reply(t.envelope, id: t.clientRequestID, .unknownModelVersion, "no worker serves model version \"\(pin)\""))
                 continue
             }
-            guard let identity = pickWorker(pin: t.pin) else {
+            guard let position = pickWorker(pin: t.pin) else {
                 if t.pin == nil { break }  // no free worker at all for unpinned work
                 index += 1
                 continue
             }
+            let identity = table.assign(id, at: position)
             let version = table[identity]!.version
             let (_, ticket) = book.dispatch(at: index, to: identity, now: now)
             if t.pin == nil { splitter.record(version) }
-            table.assign(id, to: identity)
             var header = FrameHeader(type: t.type, requestID: id)
             let left = t.deadline > now ? (t.deadline - now) / 1_000_000 : 1
             header.deadlineMs = UInt32(min(left, UInt64(UInt32.max)))
@@ -510,16 +510,16 @@ public struct RouterCore {
         return actions
     }
 
-    /// A free worker for a request: pinned → that version only; unpinned with a split → the version furthest below
-    /// its share among those with a free worker; otherwise the least recently used.
-    private func pickWorker(pin: String?) -> [UInt8]? {
+    /// The LRU position of a free worker for a request: pinned → that version only; unpinned with a split → the
+    /// version furthest below its share among those with a free worker; otherwise the least recently used.
+    private func pickWorker(pin: String?) -> Int? {
         if let pin { return table.firstFree { $0.version == pin } }
         guard !splitter.isEmpty else { return table.firstFree() }
         let free = table.lru.enumerated().compactMap { i, id -> (position: Int, version: String)? in
             guard let e = table[id], e.isFree else { return nil }
             return (i, e.version)
         }
-        if let position = splitter.pick(free) { return table.lru[position] }
+        if let position = splitter.pick(free) { return position }
         // Versions outside the split only take traffic when no version in it has a worker taking requests at all.
         let splitServed = table.entries.values.contains { splitter.shares[$0.version] != nil && $0.phase == .ready }
         return splitServed ? nil : table.firstFree()
@@ -535,11 +535,11 @@ public struct RouterCore {
 
     /// Sends a copy of live ticket `liveID` to a free shadow worker, if there is one.
     private mutating func shadowCopy(of liveID: UInt64, header: FrameHeader, body: [UInt8]) -> [RouterAction] {
-        guard let version = shadow?.version, let identity = table.firstFree(where: { $0.version == version }) else {
+        guard let version = shadow?.version, let position = table.firstFree(where: { $0.version == version }) else {
             return []
         }
         let shadowID = book.newID()
-        table.assign(shadowID, to: identity)
+        let identity = table.assign(shadowID, at: position)
         shadowTickets[shadowID] = liveID
         pairs[liveID] = (nil, nil)
         pairOrder.append(liveID)

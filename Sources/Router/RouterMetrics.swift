@@ -35,40 +35,26 @@ final class RouterMetrics {
                 namespace: "zrank", metricName: "queue_time", unitName: "seconds",
                 helpText: "Time a request waited in the router for a free worker."),
             labels: [], buckets: Self.buckets)
-        queueDepth = registry.makeGauge(
-            descriptor: MetricNameDescriptor(
-                namespace: "zrank", metricName: "queue_depth", unitName: "requests", helpText: "Requests waiting for a worker."),
-            labels: [])
-        inFlight = registry.makeGauge(
-            descriptor: MetricNameDescriptor(
-                namespace: "zrank", metricName: "in_flight", unitName: "requests", helpText: "Requests sent to workers, not answered yet."),
-            labels: [])
-        workersDead = registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "zrank", metricName: "workers_lost", unitName: "total",
-                helpText: "Workers the router declared dead (missed heartbeats or gone)."),
-            labels: [])
-        answersDropped = registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "zrank", metricName: "answers_dropped", unitName: "total",
-                helpText: "Answers the router could not hand to their client (gone, or not reading: its queue at the high-water mark)."),
-            labels: [])
-        cacheHits = registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "zrank", metricName: "query_cache_hits", unitName: "total",
-                helpText: "Queries whose embedding a worker found in its query cache (as the workers' heartbeats report)."),
-            labels: [])
-        cacheMisses = registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "zrank", metricName: "query_cache_misses", unitName: "total",
-                helpText: "Queries a worker had to encode (its query cache did not hold them)."),
-            labels: [])
-        cacheEntries = registry.makeGauge(
-            descriptor: MetricNameDescriptor(
-                namespace: "zrank", metricName: "query_cache_entries", unitName: "count",
-                helpText: "Query embeddings held in the live workers' caches."),
-            labels: [])
+        queueDepth = Self.gauge(registry, "queue_depth", "requests", "Requests waiting for a worker.")
+        inFlight = Self.gauge(registry, "in_flight", "requests", "Requests sent to workers, not answered yet.")
+        workersDead = Self.counter(registry, "workers_lost", "total", "Workers the router declared dead (missed heartbeats or gone).")
+        answersDropped = Self.counter(registry, "answers_dropped", "total", "Answers the router could not hand to their client (gone, or not reading: its queue at the high-water mark).")
+        cacheHits = Self.counter(registry, "query_cache_hits", "total", "Queries whose embedding a worker found in its query cache (as the workers' heartbeats report).")
+        cacheMisses = Self.counter(registry, "query_cache_misses", "total", "Queries a worker had to encode (its query cache did not hold them).")
+        cacheEntries = Self.gauge(registry, "query_cache_entries", "count", "Query embeddings held in the live workers' caches.")
         for state in [WorkerState.ready, .draining, .loading, .warming] { _ = workerGauge(state.rawValue) }
+    }
+
+    /// An unlabelled `zrank_NAME_UNIT` counter.
+    private static func counter(_ registry: PrometheusCollectorRegistry, _ name: String, _ unit: String, _ help: String) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "zrank", metricName: name, unitName: unit, helpText: help), labels: [])
+    }
+
+    /// An unlabelled `zrank_NAME_UNIT` gauge.
+    private static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, _ unit: String, _ help: String) -> Gauge {
+        registry.makeGauge(
+            descriptor: MetricNameDescriptor(namespace: "zrank", metricName: name, unitName: unit, helpText: help), labels: [])
     }
 
     private func workerGauge(_ state: String) -> Gauge {

@@ -141,13 +141,14 @@ package struct WorkerTable {
 
     package mutating func touch(_ identity: [UInt8], now: UInt64) { entries[identity]?.lastSeen = now }
 
-    /// Records a request sent to the worker and moves it to the back of the LRU.
-    package mutating func assign(_ ticket: UInt64, to identity: [UInt8]) {
+    /// Records a request sent to the worker at LRU `position` (from `firstFree`) and moves it to the back of the LRU;
+    /// returns its identity. The position comes from the scan that picked it, so the LRU is not searched again.
+    @discardableResult
+    package mutating func assign(_ ticket: UInt64, at position: Int) -> [UInt8] {
+        let identity = lru.remove(at: position)
+        lru.append(identity)
         entries[identity]?.inFlight.insert(ticket)
-        if let i = lru.firstIndex(of: identity) {
-            lru.remove(at: i)
-            lru.append(identity)
-        }
+        return identity
     }
 
     /// Records an answer (or a forgotten request); returns whether the worker had it.
@@ -156,9 +157,9 @@ package struct WorkerTable {
         entries[identity]?.inFlight.remove(ticket) != nil
     }
 
-    /// The least recently used free worker that satisfies `accept`.
-    package func firstFree(where accept: (Entry) -> Bool = { _ in true }) -> [UInt8]? {
-        lru.first { id in entries[id].map { $0.isFree && accept($0) } ?? false }
+    /// The LRU position of the least recently used free worker that satisfies `accept`.
+    package func firstFree(where accept: (Entry) -> Bool = { _ in true }) -> Int? {
+        lru.firstIndex { id in entries[id].map { $0.isFree && accept($0) } ?? false }
     }
 
     /// Workers silent for longer than `limit` nanoseconds.

@@ -226,7 +226,7 @@ public final class WorkerService: @unchecked Sendable {
             switch header.type {
             case .infoRequest: try? link.send(info(header))
             case .load: try? link.send(load(frames[1], link: link))
-            case .rankRequest where configuration.maxBatch > 1:
+            case .rankRequest:
                 // Take what is already waiting (never wait for a batch to fill), up to --max-batch requests.
                 var batch = [(header, frames[1])]
                 while batch.count < configuration.maxBatch, let next = try? link.receive(dontWait: true) {
@@ -239,8 +239,7 @@ public final class WorkerService: @unchecked Sendable {
                 for answer in rankBatch(batch) { try? link.send(answer) }
                 publishCacheFigures()
             default:
-                try? link.send(rank(header, body: frames[1]))
-                publishCacheFigures()
+                try? link.send(errorFrames(requestID: header.requestID, .invalidRequest, "message type \(header.type) is not for a worker"))
             }
         }
     }
@@ -304,19 +303,8 @@ public final class WorkerService: @unchecked Sendable {
         return [FrameHeader(type: .workerReady, requestID: 0).bytes, (try? ready.serializedBytes()) ?? []]
     }
 
-    /// One rank request: decoded, ranked, answered.
-    private func rank(_ header: FrameHeader, body: [UInt8]) -> [[UInt8]] {
-        let start = monotonicNanos()
-        switch prepare(header, body: body) {
-        case .failure(let answer): return answer.frames
-        case .success(let (request, query)):
-            let outcome = Result { () throws(RankError) in try ranker.rank(query) }
-            return respond(header, request: request, outcome: outcome, start: start)
-        }
-    }
-
-    /// Several rank requests taken together: their queries encoded as one batch, each answered on its own (the same
-    /// answers as one at a time).
+    /// Rank requests taken together (one, with --max-batch 1): their queries encoded as one batch, each answered on
+    /// its own (the same answers as one at a time).
     private func rankBatch(_ batch: [(FrameHeader, [UInt8])]) -> [[[UInt8]]] {
         let start = monotonicNanos()
         var answers = [[[UInt8]]?](repeating: nil, count: batch.count)
@@ -331,7 +319,7 @@ public final class WorkerService: @unchecked Sendable {
         for (r, outcome) in zip(ready, outcomes) {
             answers[r.index] = respond(batch[r.index].0, request: r.request, outcome: outcome, start: start)
         }
-        return answers.map { $0 ?? errorFrames(requestID: 0, .internal, "unanswered") }
+        return answers.map { $0! }  // every request was answered early or ranked
     }
 
     /// An answer made before ranking (a fault, a body that does not decode).

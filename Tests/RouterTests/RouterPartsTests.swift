@@ -12,13 +12,13 @@ final class RouterPartsTests: XCTestCase {
         XCTAssertEqual(t.announce(a, name: "w1", version: "v1", capacity: 1 << 30, now: 1), .joined(replacing: nil))
         XCTAssertEqual(t[a]?.capacity, WorkerTable.maxCapacity, "an announced capacity is capped")
         XCTAssertEqual(t.announce(b, name: "w2", version: "v1", capacity: 1, now: 1), .joined(replacing: nil))
-        XCTAssertEqual(t.firstFree(), a, "least recently used first")
-        t.assign(7, to: a)
+        XCTAssertEqual(t.firstFree().map { t.lru[$0] }, a, "least recently used first")
+        XCTAssertEqual(t.assign(7, at: t.firstFree()!), a)
         XCTAssertEqual(Array(t.lru), [b, a])
         // A drained worker takes nothing new; off again, it does.
         t.setDraining(b, true)
         XCTAssertEqual(t[b]?.phase.state, .draining)
-        XCTAssertEqual(t.firstFree { $0.version == "v1" }, a)
+        XCTAssertEqual(t.firstFree { $0.version == "v1" }.map { t.lru[$0] }, a)
         t.setDraining(b, false)
         XCTAssertEqual(t[b]?.phase, .ready)
         // A load waits for the worker's requests, then goes out; warming comes from its heartbeat; READY ends it.
