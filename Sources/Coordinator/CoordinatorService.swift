@@ -8,8 +8,12 @@ import Registry
 public struct CoordinatorConfiguration: Sendable {
     /// Where operators (`zrankctl --admin`) connect.
     public var adminEndpoint: String
-    /// The router's control socket.
+    /// The routers' control sockets, comma-separated (one coordinator drives every router of the pool).
     public var routerControl: String
+    /// CURVE for the admin socket when it is tcp (its key pair, the operators' keys); nil: plain.
+    public var curve: CurveServerKeys?
+    /// CURVE keys to reach tcp router control sockets (the routers' public key, this coordinator's pair).
+    public var routerCurve: CurveClientKeys?
     /// The registry rollouts load versions from (nil: status and pins only).
     public var registry: Registry?
     /// The version workers run when no rollout record says otherwise.
@@ -38,7 +42,10 @@ public final class CoordinatorService {
     private let context = ZMQContext()
     private var core: CoordinatorCore
     private let store: RolloutStore?
-    private var routerLink: AdminChannel?
+    /// One control channel per router; `primary` is the one status, loads and metrics are read from.
+    private var routerLinks: [AdminChannel] = []
+    private var primary = 0
+    private var zap: ZAPHandler?
     private let metrics = PrometheusCollectorRegistry()
     private var httpBuffers: [[UInt8]: [UInt8]] = [:]
     /// Set by `run`: whether to stop (checked while waiting for the router too).
@@ -65,8 +72,20 @@ public final class CoordinatorService {
     public func run(stop: @escaping () -> Bool) throws {
         shouldStop = stop
         let admin = try ZMQSocket(context, type: .router)
+        if configuration.adminEndpoint.hasPrefix("tcp://") {
+            if let curve = configuration.curve {
+                let logger = self.logger
+                zap = try ZAPHandler(context: context, allow: curve.allow) { logger.notice("\($0)") }
+                try admin.makeCurveServer(curve.own, domain: .admins)
+            } else if let warning = plainTCPWarning(configuration.adminEndpoint, role: "admin") {
+                logger.warning("\(warning)")
+            }
+        }
+        defer { zap?.stop() }
         try admin.bind(configuration.adminEndpoint)
-        routerLink = try AdminChannel(context: context, endpoint: configuration.routerControl)
+        routerLinks = try configuration.routerControl.split(separator: ",").map { endpoint throws(ZMQError) in
+            try AdminChannel(context: context, endpoint: String(endpoint), curve: configuration.routerCurve)
+        }
         var sockets = [admin]
         if let metrics = configuration.metrics {
             let http = try ZMQSocket(context, type: .stream)
@@ -107,15 +126,35 @@ public final class CoordinatorService {
         logger.info("coordinator stopped")
     }
 
-    /// One control call to the router; nil when it does not answer within a second.
+    /// One control call to the routers; nil when none answers within a second.
+    ///
+    /// With several routers, what shapes traffic (split, shadow, window reset, pin, unpin, drain) goes to every one,
+    /// and the answer is the primary's; status, loads and metrics go to the primary only (a worker serves every
+    /// router, so one load order reaches it). When the primary does not answer, the next router that does becomes
+    /// primary: the coordinator then judges windows on its traffic (a window it did not open there is reset first).
     private func callRouter(_ request: AdminRequest) -> [UInt8]? {
-        guard let link = routerLink else { return nil }
-        do {
-            return try link.call(request, timeoutMs: 1000, stop: shouldStop)
-        } catch {
-            logger.warning("router control call failed", metadata: ["op": "\(request.op.rawValue)", "error": "\(error)"])
-            return nil
+        guard !routerLinks.isEmpty else { return nil }
+        let everywhere: Set<AdminOp> = [.split, .shadow, .windowReset, .pin, .unpin, .drain]
+        let order = (0..<routerLinks.count).map { (primary + $0) % routerLinks.count }
+        var answer: [UInt8]?
+        for i in order {
+            if answer != nil && !everywhere.contains(request.op) { break }
+            do {
+                let bytes = try routerLinks[i].call(request, timeoutMs: 1000, stop: shouldStop)
+                if answer == nil {
+                    answer = bytes
+                    if i != primary {
+                        logger.warning("reading the pool from another router", metadata: ["router": "\(routerLinks[i].endpoint)"])
+                        primary = i
+                    }
+                }
+            } catch {
+                logger.warning(
+                    "router control call failed",
+                    metadata: ["op": "\(request.op.rawValue)", "router": "\(routerLinks[i].endpoint)", "error": "\(error)"])
+            }
         }
+        return answer
     }
 
     private func apply(_ effects: [CoordinatorEffect]) {

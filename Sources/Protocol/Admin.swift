@@ -711,6 +711,8 @@ public enum AdminCallError: Error, Equatable, Sendable, CustomStringConvertible 
     case malformed(String)
     /// The socket failed.
     case transport(String)
+    /// The CURVE handshake failed (a key not listed, a mechanism mismatch): nothing will get through.
+    case handshakeRefused(endpoint: String, String)
 
     public var description: String {
         switch self {
@@ -718,6 +720,7 @@ public enum AdminCallError: Error, Equatable, Sendable, CustomStringConvertible 
         case .refused(_, let message): return message
         case .malformed(let what): return "unreadable answer: \(what)"
         case .transport(let what): return what
+        case .handshakeRefused(_, let why): return why
         }
     }
 }
@@ -728,11 +731,17 @@ public final class AdminChannel {
     private let socket: ZMQSocket
     private var nextID: UInt64 = 1
 
+    /// Why calls get no answer, when the handshake says (a refused CURVE key, a mechanism mismatch).
+    private let monitor: HandshakeMonitor?
+
     /// Connects (the peer need not be up yet).
-    public init(context: ZMQContext, endpoint: String) throws(ZMQError) {
+    /// - Parameter curve: the peer's public key and this program's key pair, for a tcp peer that requires CURVE.
+    public init(context: ZMQContext, endpoint: String, curve: CurveClientKeys? = nil) throws(ZMQError) {
         self.endpoint = endpoint
         socket = try ZMQSocket(context, type: .dealer)
         try socket.setInt(ZMQOption.linger, 0)
+        if let curve, endpoint.hasPrefix("tcp://") { try socket.makeCurveClient(curve) }
+        monitor = try? HandshakeMonitor(socket)
         // Queue nothing while the peer is away: a request sent to a dead router must not reach its successor later.
         try socket.setInt(ZMQOption.immediate, 1)
         try socket.connect(endpoint)
@@ -749,7 +758,7 @@ public final class AdminChannel {
             try socket.setInt(ZMQOption.sendTimeout, Int32(clamping: max(1, timeoutMs)))
             try socket.send([FrameHeader(type: .control, requestID: id).bytes, AdminJSON.encode(request)])
         } catch {
-            if error.wouldBlock { throw .noAnswer(endpoint: endpoint, timeoutMs: timeoutMs) }
+            if error.wouldBlock { throw noAnswer(timeoutMs) }
             throw .transport("\(endpoint): \(error)")
         }
         do {
@@ -766,7 +775,19 @@ public final class AdminChannel {
         } catch {
             throw .transport("\(endpoint): \(error)")
         }
-        throw .noAnswer(endpoint: endpoint, timeoutMs: timeoutMs)
+        throw noAnswer(timeoutMs)
+    }
+
+    /// "No answer", or the handshake failure that explains it.
+    private func noAnswer(_ timeoutMs: Int) -> AdminCallError {
+        switch monitor?.refresh() {
+        case .refused(let status)?:
+            return .handshakeRefused(endpoint: endpoint, "\(endpoint) refused this program's CURVE key (ZAP status \(status)): it is not in the list for operators (--curve-admins)")
+        case .protocolError?, .failed?:
+            return .handshakeRefused(endpoint: endpoint, "the handshake with \(endpoint) failed: it requires CURVE (give --curve-server FILE.pub --curve-key FILE.key), or does not use it, or --curve-server is not its key")
+        default:
+            return .noAnswer(endpoint: endpoint, timeoutMs: timeoutMs)
+        }
     }
 
     /// A call whose answer is decoded as `T`.

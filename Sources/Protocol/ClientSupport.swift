@@ -38,3 +38,11 @@ public func errorFrames(requestID: UInt64, _ code: Zrank_V1_Error.Code, _ messag
 public func isSupportedEndpoint(_ endpoint: String) -> Bool {
     endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("ipc://")
 }
+
+/// A comma-separated endpoint list (`tcp://a:5555,tcp://b:5555`) split; nil when it is empty or any entry is not an
+/// endpoint zrank speaks.
+public func splitEndpoints(_ list: String) -> [String]? {
+    let endpoints = list.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+    guard !endpoints.isEmpty, endpoints.allSatisfy(isSupportedEndpoint) else { return nil }
+    return endpoints
+}

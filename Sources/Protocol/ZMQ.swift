@@ -16,6 +16,11 @@ public struct ZMQError: Error, CustomStringConvertible, Equatable {
         self.operation = operation
     }
 
+    init(_ operation: String, errno: Int32) {
+        self.errno = errno
+        self.operation = operation
+    }
+
     public var description: String { "\(operation): \(String(cString: zmq_strerror(errno)))" }
 
     /// The call would block (non-blocking receive with nothing waiting).

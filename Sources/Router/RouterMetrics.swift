@@ -66,6 +66,22 @@ final class RouterMetrics {
         return g
     }
 
+    private var handshakeRefusals: [CurveDomain: (counter: Counter, reported: Int)] = [:]
+
+    /// CURVE handshakes refused so far per domain (the ZAP handler's totals; the deltas go to the counters).
+    func handshakesRefused(_ totals: [CurveDomain: Int]) {
+        for (domain, total) in totals {
+            var entry = handshakeRefusals[domain] ?? (registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "zrank", metricName: "curve_handshakes_refused", unitName: "total",
+                    helpText: "CURVE handshakes refused (key not listed for the socket's domain, or not CURVE)."),
+                labels: [("domain", domain.rawValue)]), 0)
+            if total > entry.reported { entry.counter.increment(by: Int64(total - entry.reported)) }
+            entry.reported = total
+            handshakeRefusals[domain] = entry
+        }
+    }
+
     /// Counts answered requests.
     func record(_ completions: [RouterCore.Completion]) {
         for c in completions {

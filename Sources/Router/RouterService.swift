@@ -19,6 +19,10 @@ public final class RouterService {
     /// Compares shadow answers on its own queue, off the routing path.
     private let comparator = ShadowComparator()
     private var workersLostReported = 0
+    /// CURVE on the tcp endpoints (nil: plain). Set before `run`/`bind`.
+    public var curve: CurveServerKeys?
+    /// Judges CURVE handshakes (running while the sockets are bound).
+    private var zap: ZAPHandler?
 
     /// - Parameter control: the admin endpoint (operator tools), or nil for none.
     public init(frontend: String, backend: String, control: String? = nil, configuration: RouterConfiguration, logger: Logger) {
@@ -30,10 +34,27 @@ public final class RouterService {
         self.core = RouterCore(configuration: configuration)
     }
 
+    /// Makes `socket` a CURVE server of `domain` when CURVE is on and `endpoint` is tcp (ipc endpoints live in a
+    /// private 0700 folder); warns about plain tcp that others can reach.
+    private func secure(_ socket: ZMQSocket, endpoint: String, domain: CurveDomain, role: String) throws {
+        guard endpoint.hasPrefix("tcp://") else { return }
+        guard let curve else {
+            if let warning = plainTCPWarning(endpoint, role: role) { logger.warning("\(warning)") }
+            return
+        }
+        if zap == nil {
+            let logger = self.logger
+            zap = try ZAPHandler(context: context, allow: curve.allow) { logger.notice("\($0)") }
+        }
+        try socket.makeCurveServer(curve.own, domain: domain)
+    }
+
     /// Binds both sockets; returns the endpoints actually bound (tcp port 0 resolved).
     public func bind() throws -> (frontend: ZMQSocket, backend: ZMQSocket) {
         let frontend = try ZMQSocket(context, type: .router)
         let backend = try ZMQSocket(context, type: .router)
+        try secure(frontend, endpoint: frontendEndpoint, domain: .clients, role: "client")
+        try secure(backend, endpoint: backendEndpoint, domain: .workers, role: "worker")
         try frontend.setInt(ZMQOption.routerMandatory, 1)
         try backend.setInt(ZMQOption.routerMandatory, 1)
         // Finite per-peer queues: a client that never reads its answers holds at most `highWaterMark` of them here
@@ -56,9 +77,11 @@ public final class RouterService {
     /// Runs until SIGTERM/SIGINT, then drains (new requests get UNAVAILABLE, held ones finish) and returns.
     public func run() throws {
         let (frontend, backend) = try bind()
+        defer { zap?.stop() }
         var control: ZMQSocket?
         if let controlEndpoint {
             let socket = try ZMQSocket(context, type: .router)
+            try secure(socket, endpoint: controlEndpoint, domain: .admins, role: "control")
             try socket.bind(controlEndpoint)
             control = socket
             logger.info("admin socket listening", metadata: ["admin": "\(socket.lastEndpoint)"])
@@ -66,7 +89,8 @@ public final class RouterService {
         logger.info(
             "router listening",
             metadata: ["frontend": "\(frontend.lastEndpoint)", "backend": "\(backend.lastEndpoint)",
-                       "queue.bound": "\(configuration.queueBound)", "queue.bytes": "\(configuration.queueBytes)"])
+                       "queue.bound": "\(configuration.queueBound)", "queue.bytes": "\(configuration.queueBytes)",
+                       "curve": "\(curve == nil ? "off" : "on, server key \(curve!.own.publicKey.z85)")"])
         var drainStarted: UInt64?
         while true {
             let now = monotonicNanos()
@@ -124,6 +148,7 @@ public final class RouterService {
         metrics.workerLost(core.workersLost - workersLostReported)
         workersLostReported = core.workersLost
         metrics.update(core, traffic: ControlHandler.traffic(core))
+        if let zap { metrics.handshakesRefused(zap.figures.refused) }
     }
 
     private func perform(_ actions: [RouterAction], frontend: ZMQSocket, backend: ZMQSocket) {

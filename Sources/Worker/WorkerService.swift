@@ -43,8 +43,12 @@ public struct FaultInjection: Sendable, Equatable {
 
 /// How a worker connects and behaves.
 public struct WorkerConfiguration: Sendable {
-    /// The router's backend endpoint (tcp:// or ipc://).
+    /// The routers' backend endpoints (tcp:// or ipc://), comma-separated: the worker serves every one.
     public var endpoint: String
+    /// `endpoint` split at the commas.
+    public var endpoints: [String] { endpoint.split(separator: ",").map(String.init) }
+    /// CURVE keys for tcp routers that require them (nil: plain).
+    public var curve: CurveClientKeys?
     /// Stable identity; defaults to "w-<pid>".
     public var workerID: String
     public var heartbeatIntervalMs = 1000
@@ -104,7 +108,26 @@ public final class WorkerService: @unchecked Sendable {
         return ready
     }
 
+    /// One router this worker serves (a worker connects to every router of the pool).
+    private struct RouterLink {
+        let endpoint: String
+        var socket: ZMQSocket?
+        /// Why the router may be silent (a refused CURVE key).
+        var monitor: HandshakeMonitor?
+        var lastHeard: UInt64 = 0
+        var nextHeartbeat: UInt64 = 0
+        var heardAny = false
+        var backoffMs = 250
+        /// When to connect again (while `socket` is nil).
+        var reconnectAt: UInt64 = 0
+    }
+
     /// Runs until SIGTERM/SIGINT (installed by the caller via CSystem), then says goodbye and returns.
+    ///
+    /// The I/O thread keeps one DEALER per router (`--connect E1,E2`): each is announced, heartbeated and judged
+    /// alive on its own, and reconnected with backoff when its router goes silent; the others keep serving. Every
+    /// request goes to the compute thread tagged with its router, and its answer goes back to that router. A load's
+    /// new READY (and its "warming" notice) goes to every router.
     public func run() throws {
         let link = try ZMQSocket(context, type: .pair)
         try link.bind(computeEndpoint)
@@ -117,24 +140,94 @@ public final class WorkerService: @unchecked Sendable {
             try? link.send([[]])  // empty frame: stop
             finished.wait()
         }
-        var backoffMs = 250
-        while !stopRequested {
-            let socket = try connect()
-            let (ended, heardAny) = try serve(socket, link: link)
-            if ended { return }
-            if heardAny { backoffMs = 250 }
-            logger.warning("router silent; reconnecting", metadata: ["backoff.ms": "\(backoffMs)"])
-            Thread.sleep(forTimeInterval: Double(backoffMs) / 1000)
-            backoffMs = min(backoffMs * 2, 4000)
+        var routers = configuration.endpoints.map { RouterLink(endpoint: $0) }
+        let interval = UInt64(configuration.heartbeatIntervalMs) * 1_000_000
+        while true {
+            var now = monotonicNanos()
+            if stopRequested {
+                for r in routers {
+                    try? r.socket?.send([FrameHeader(type: .disconnect, requestID: 0).bytes])
+                }
+                logger.info("worker stopping", metadata: ["requests.handled": "\(handled)"])
+                return
+            }
+            for i in routers.indices where routers[i].socket == nil && now >= routers[i].reconnectAt {
+                (routers[i].socket, routers[i].monitor) = try connect(routers[i].endpoint)
+                routers[i].lastHeard = now
+                routers[i].nextHeartbeat = now + interval
+                routers[i].heardAny = false
+            }
+            let live = routers.indices.filter { routers[$0].socket != nil }
+            let wait = live.map { routers[$0].nextHeartbeat > now ? Int((routers[$0].nextHeartbeat - now) / 1_000_000) + 1 : 0 }.min() ?? 200
+            let ready = try ZMQPoller.poll(live.map { routers[$0].socket! } + [link], timeoutMs: min(wait, 200))
+            if ready[live.count] {
+                while let reply = try link.receive(dontWait: true), reply.count >= 2 {
+                    let frames = Array(reply.dropFirst())
+                    if let tag = reply[0].first, Int(tag) < routers.count {
+                        try? routers[Int(tag)].socket?.send(frames)
+                    } else {
+                        for r in routers { try? r.socket?.send(frames) }  // a load's READY: every router
+                    }
+                }
+            }
+            for (slot, i) in live.enumerated() where ready[slot] {
+                guard let socket = routers[i].socket else { continue }
+                while let frames = try socket.receive(dontWait: true) {
+                    routers[i].heardAny = true
+                    routers[i].lastHeard = monotonicNanos()
+                    if try !handle(frames, router: i, link: link) {
+                        logger.info("router asked this worker to reconnect", metadata: ["endpoint": "\(routers[i].endpoint)"])
+                        drop(&routers[i], now: monotonicNanos())
+                        break
+                    }
+                }
+            }
+            now = monotonicNanos()
+            for i in routers.indices {
+                guard let socket = routers[i].socket else { continue }
+                if now >= routers[i].nextHeartbeat {
+                    // The heartbeat carries the query cache's figures (written by the compute thread).
+                    announcementLock.lock()
+                    let beat = WorkerHeartbeat(queryCache: cacheFigures)
+                    announcementLock.unlock()
+                    try socket.send([FrameHeader(type: .heartbeat, requestID: 0).bytes, AdminJSON.encode(beat)])
+                    routers[i].nextHeartbeat = now + interval
+                }
+                if now - routers[i].lastHeard > interval * UInt64(configuration.liveness) {
+                    if case .refused(let status)? = routers[i].monitor?.refresh() {
+                        logger.error(
+                            "the router refused this worker's CURVE key: it is not in the router's --curve-workers folder",
+                            metadata: ["endpoint": "\(routers[i].endpoint)", "zap.status": "\(status)",
+                                       "public.key": "\(configuration.curve?.own.publicKey.z85 ?? "-")"])
+                    }
+                    logger.warning(
+                        "router silent; reconnecting",
+                        metadata: ["endpoint": "\(routers[i].endpoint)", "backoff.ms": "\(routers[i].heardAny ? 250 : routers[i].backoffMs)"])
+                    drop(&routers[i], now: now)
+                }
+            }
         }
+    }
+
+    /// Closes a router's socket and schedules the reconnect (backoff doubling while the router stays silent).
+    private func drop(_ router: inout RouterLink, now: UInt64) {
+        if router.heardAny { router.backoffMs = 250 }
+        router.socket = nil
+        router.monitor = nil
+        router.reconnectAt = now + UInt64(router.backoffMs) * 1_000_000
+        router.backoffMs = min(router.backoffMs * 2, 4000)
     }
 
     private var stopRequested: Bool { CSystem_stop_requested() != 0 }
 
-    private func connect() throws -> ZMQSocket {
+    private func connect(_ endpoint: String) throws -> (ZMQSocket, HandshakeMonitor?) {
         let socket = try ZMQSocket(context, type: .dealer)
         try socket.setIdentity(Array("\(configuration.workerID)-\(UInt32.random(in: 0...UInt32.max))".utf8))
-        try socket.connect(configuration.endpoint)
+        if let curve = configuration.curve, endpoint.hasPrefix("tcp://") { try socket.makeCurveClient(curve) }
+        // Let the last answer and the goodbye leave before the socket closes.
+        try socket.setInt(ZMQOption.linger, 500)
+        let monitor = try? HandshakeMonitor(socket)
+        try socket.connect(endpoint)
         announcementLock.lock()
         let ready = announcement
         announcementLock.unlock()
@@ -142,56 +235,12 @@ public final class WorkerService: @unchecked Sendable {
         logger.info(
             "worker ready",
             metadata: ["worker.id": "\(configuration.workerID)", "model.version": "\(ready.modelVersion)",
-                       "endpoint": "\(configuration.endpoint)"])
-        return socket
+                       "endpoint": "\(endpoint)", "curve": "\(configuration.curve == nil ? "off" : "on")"])
+        return (socket, monitor)
     }
 
-    /// Serves on one connection. Returns (true, _) when asked to stop, (false, _) when the router went silent or
-    /// asked this worker to reconnect; the second value says whether the router was heard at all.
-    private func serve(_ socket: ZMQSocket, link: ZMQSocket) throws -> (Bool, Bool) {
-        let interval = UInt64(configuration.heartbeatIntervalMs) * 1_000_000
-        var lastHeard = monotonicNanos()
-        var nextHeartbeat = lastHeard + interval
-        var heardAny = false
-        // Let the last answer and the goodbye leave before the socket closes.
-        try? socket.setInt(ZMQOption.linger, 500)
-        while true {
-            if stopRequested {
-                try? socket.send([FrameHeader(type: .disconnect, requestID: 0).bytes])
-                logger.info("worker stopping", metadata: ["requests.handled": "\(handled)"])
-                return (true, heardAny)
-            }
-            let now = monotonicNanos()
-            let wait = nextHeartbeat > now ? Int((nextHeartbeat - now) / 1_000_000) + 1 : 0
-            let ready = try ZMQPoller.poll([socket, link], timeoutMs: min(wait, 200))
-            if ready[1], let reply = try link.receive(dontWait: true) {
-                try socket.send(reply)
-            }
-            if ready[0], let frames = try socket.receive(dontWait: true) {
-                heardAny = true
-                lastHeard = monotonicNanos()
-                if try !handle(frames, on: socket, link: link) {
-                    logger.info("router asked this worker to reconnect")
-                    return (false, heardAny)
-                }
-            }
-            let after = monotonicNanos()
-            if after >= nextHeartbeat {
-                // The heartbeat carries the query cache's figures (written by the compute thread).
-                announcementLock.lock()
-                let beat = WorkerHeartbeat(queryCache: cacheFigures)
-                announcementLock.unlock()
-                try socket.send([FrameHeader(type: .heartbeat, requestID: 0).bytes, AdminJSON.encode(beat)])
-                nextHeartbeat = after + interval
-            }
-            if after - lastHeard > interval * UInt64(configuration.liveness) {
-                return (false, heardAny)
-            }
-        }
-    }
-
-    /// Handles one message; returns false when the router asked this worker to reconnect.
-    private func handle(_ frames: [[UInt8]], on socket: ZMQSocket, link: ZMQSocket) throws -> Bool {
+    /// Handles one message from router number `router`; returns false when it asked this worker to reconnect.
+    private func handle(_ frames: [[UInt8]], router: Int, link: ZMQSocket) throws -> Bool {
         guard let first = frames.first, let header = try? FrameHeader(decoding: first) else {
             logger.warning("dropping malformed frame from the router")
             return true
@@ -202,8 +251,9 @@ public final class WorkerService: @unchecked Sendable {
         case .disconnect:
             return false
         case .rankRequest, .infoRequest, .load:
-            // To the compute thread; the answer (or, for a load, the new READY) comes back over the link.
-            try link.send([first, frames.count > 1 ? frames[frames.count - 1] : []])
+            // To the compute thread, tagged with the router; the answer (or, for a load, the new READY) comes back
+            // over the link.
+            try link.send([[UInt8(router)], first, frames.count > 1 ? frames[frames.count - 1] : []])
         case .rankResponse, .infoResponse, .error, .control:
             logger.warning("unexpected message type from the router", metadata: ["type": "\(header.type)"])
         }
@@ -217,29 +267,34 @@ public final class WorkerService: @unchecked Sendable {
             exit(70)
         }
         // A message taken off the link while gathering a batch that is not a rank request: handled next, in order.
+        // Each message is [router tag, header, body]; each answer goes back as [the same tag, header, body] (an empty
+        // tag: to every router).
         var held: [[UInt8]]?
         while true {
-            guard let frames = held ?? (try? link.receive()), frames.count == 2,
-                let header = try? FrameHeader(decoding: frames[0])
+            guard let frames = held ?? (try? link.receive()), frames.count == 3,
+                let header = try? FrameHeader(decoding: frames[1])
             else { return }
             held = nil
+            let tag = frames[0]
             switch header.type {
-            case .infoRequest: try? link.send(info(header))
-            case .load: try? link.send(load(frames[1], link: link))
+            case .infoRequest: try? link.send([tag] + info(header))
+            case .load: try? link.send([[]] + load(frames[2], link: link))
             case .rankRequest:
                 // Take what is already waiting (never wait for a batch to fill), up to --max-batch requests.
-                var batch = [(header, frames[1])]
+                var batch = [(header, frames[2])]
+                var tags = [tag]
                 while batch.count < configuration.maxBatch, let next = try? link.receive(dontWait: true) {
-                    guard next.count == 2, let h = try? FrameHeader(decoding: next[0]), h.type == .rankRequest else {
+                    guard next.count == 3, let h = try? FrameHeader(decoding: next[1]), h.type == .rankRequest else {
                         held = next
                         break
                     }
-                    batch.append((h, next[1]))
+                    batch.append((h, next[2]))
+                    tags.append(next[0])
                 }
-                for answer in rankBatch(batch) { try? link.send(answer) }
+                for (t, answer) in zip(tags, rankBatch(batch)) { try? link.send([t] + answer) }
                 publishCacheFigures()
             default:
-                try? link.send(errorFrames(requestID: header.requestID, .invalidRequest, "message type \(header.type) is not for a worker"))
+                try? link.send([tag] + errorFrames(requestID: header.requestID, .invalidRequest, "message type \(header.type) is not for a worker"))
             }
         }
     }
@@ -280,7 +335,7 @@ public final class WorkerService: @unchecked Sendable {
             let next = try Ranker(
                 model: model, index: index, version: version, limits: ranker.limits, threads: ranker.threads, heads: heads)
             // Mapped: tell the router (through the I/O thread) that warm-up and the smoke set are next.
-            try? link.send([FrameHeader(type: .heartbeat, requestID: 0).bytes, Array("warming".utf8)])
+            try? link.send([[], FrameHeader(type: .heartbeat, requestID: 0).bytes, Array("warming".utf8)])
             _ = try next.embed("warm up")
             for query in ["sofa", "modern accent chair", "outdoor rug"] {
                 let outcome = try next.rank(RankQuery(query: query, topK: 3))

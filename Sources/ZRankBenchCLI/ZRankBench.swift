@@ -36,8 +36,13 @@ struct BenchCommand: ParsableCommand {
             """,
         version: ZRankRelease.versionString("zrank-bench"))
 
-    @Option(name: .long, help: "The pool's client endpoint (tcp:// or ipc://).")
+    @Option(name: .long, help: "The pool's client endpoint (tcp:// or ipc://); several routers' endpoints separated by commas fail over to each other.")
     var endpoint: String
+
+    @OptionGroup var curve: CurveClientOptions
+
+    @Option(name: .long, help: "With several endpoints: how long one try may go unanswered before the request goes to another router.")
+    var tryTimeout: Duration = Duration(argument: "500ms")!
 
     @Option(name: .long, help: "Open loop: requests per second.")
     var rate: Double?
@@ -112,8 +117,8 @@ struct BenchCommand: ParsableCommand {
     var seed: UInt64 = 1
 
     func validate() throws {
-        guard isSupportedEndpoint(endpoint) else {
-            throw ValidationError("--endpoint \(endpoint): unknown scheme; use tcp://HOST:PORT or ipc://PATH")
+        guard splitEndpoints(endpoint) != nil else {
+            throw ValidationError("--endpoint \(endpoint): give one or more endpoints separated by commas, each tcp://HOST:PORT or ipc://PATH")
         }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of requests per second") }
         if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
@@ -186,10 +191,11 @@ struct BenchCommand: ParsableCommand {
     }
 
     mutating func run() throws {
-        let client = try PoolClient(endpoint: endpoint)
+        let client = try PoolClient(endpoint: endpoint, curve: try curve.keys(), tryTimeoutMs: Int(tryTimeout.seconds * 1000))
         let queryList = try Workload.loadQueries(queries ?? defaultQueries())
         guard let info = try probePool(client, timeoutMs: 1000) else {
-            throw BenchError("the pool at \(endpoint) is unreachable (no answer to Info within 1 s)")
+            throw BenchError("the pool at \(endpoint) is unreachable (no answer to Info within 1 s)"
+                + (client.handshakeProblem.map { ": \($0)" } ?? (curve.curveServer == nil ? "; if it requires CURVE, give --curve-server FILE.pub --curve-key FILE.key" : "")))
         }
         let ids = try catalog.map(Workload.loadCatalogIDs) ?? info.sampleItemIds
         let workload = try Workload(
@@ -257,6 +263,8 @@ struct BenchCommand: ParsableCommand {
         let total = results.count == 1 ? results[0] : Report.merge(results)
         if results.count > 1 { print(Report.text(total)) }
         for (k, v) in Report.json(total) { output[k] = v }
+        output["failover_resends"] = client.resends
+        output["duplicates_dropped"] = client.duplicatesDropped
         if results.count > 1 { output["phases"] = results.map(Report.json) }
         try writeJSON(output)
         if let timelinePlot {

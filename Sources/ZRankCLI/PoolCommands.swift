@@ -170,6 +170,13 @@ func validateEndpoint(_ endpoint: String, _ flag: String) throws {
     }
 }
 
+/// Checks a comma-separated endpoint list.
+func validateEndpoints(_ list: String, _ flag: String) throws {
+    guard splitEndpoints(list) != nil else {
+        throw ValidationError("\(flag) \(list): give one or more endpoints separated by commas, each tcp://HOST:PORT or ipc://PATH")
+    }
+}
+
 extension ZRank {
     /// `zrank index --model FILE.zrm --catalog items.jsonl --out FILE.zri`
     struct Index: ParsableCommand {
@@ -217,8 +224,10 @@ extension ZRank {
 
         @OptionGroup var ranking: RankingOptions
 
-        @Option(name: .long, help: "The router's backend endpoint (tcp:// or ipc://).")
+        @Option(name: .long, help: "The routers' backend endpoints, comma-separated (tcp:// or ipc://): the worker serves every one.")
         var connect: String
+
+        @OptionGroup var curve: CurveClientOptions
 
         @Option(name: .long, help: "Version name to announce (default: the model's); with --registry, the version to serve unless the registry's rollout record names another live version.")
         var version: String?
@@ -235,7 +244,7 @@ extension ZRank {
         @OptionGroup var faultOptions: FaultOptions
 
         func validate() throws {
-            try validateEndpoint(connect, "--connect")
+            try validateEndpoints(connect, "--connect")
             if registry != nil {
                 guard version != nil, ranking.model == nil, ranking.index == nil, heads == nil else {
                     throw ValidationError("--registry needs --version (and no --model/--index/--heads: the version's own files are used)")
@@ -287,6 +296,7 @@ extension ZRank {
             }
             var config = WorkerConfiguration(endpoint: connect, workerID: id)
             config.maxBatch = ranking.maxBatch
+            config.curve = try curve.keys()
             config.faults = faultOptions.faults
             config.registry = try registry.map { path in
                 do { return try Registry(path: path) } catch { throw CLIFailure("zrank worker: \(error)") }
@@ -316,6 +326,8 @@ extension ZRank {
 
         @OptionGroup var routerOptions: RouterOptions
 
+        @OptionGroup var curve: CurveServerOptions
+
         func validate() throws {
             try validateEndpoint(bind, "--bind")
             if let backend { try validateEndpoint(backend, "--backend") }
@@ -329,6 +341,10 @@ extension ZRank {
             let service = RouterService(
                 frontend: bind, backend: try backend ?? defaultBackendEndpoint(), control: control,
                 configuration: routerOptions.configuration, logger: logger)
+            if let (keys, warnings) = try curve.keys() {
+                for warning in warnings { FileHandle.standardError.write(Data("zrank router: \(warning)\n".utf8)) }
+                service.curve = keys
+            }
             do {
                 try service.run()
             } catch {

@@ -22,8 +22,13 @@ extension ZRank {
                 unreachable or a request timed out.
                 """)
 
-        @Option(name: .long, help: "The pool's client endpoint (tcp:// or ipc://).")
+        @Option(name: .long, help: "The pool's client endpoint (tcp:// or ipc://); several routers' endpoints separated by commas fail over to each other.")
         var endpoint: String
+
+        @OptionGroup var curve: CurveClientOptions
+
+        @Option(name: .long, help: "With several endpoints: how long one try may go unanswered before the request goes to another router.")
+        var tryTimeout: DurationArgument = DurationArgument(argument: "500ms")!
 
         @Option(name: .long, help: "Query text (one request).")
         var text: String?
@@ -72,7 +77,7 @@ extension ZRank {
         var json = false
 
         func validate() throws {
-            try validateEndpoint(endpoint, "--endpoint")
+            try validateEndpoints(endpoint, "--endpoint")
             guard (text != nil) != (batch != nil) else { throw ValidationError("give exactly one of --text and --batch") }
             if candidates != nil && candidatesFile != nil {
                 throw ValidationError("give at most one of --candidates and --candidates-file")
@@ -92,7 +97,7 @@ extension ZRank {
             let requests = try loadRequests()
             let client: PoolClient
             do {
-                client = try PoolClient(endpoint: endpoint)
+                client = try PoolClient(endpoint: endpoint, curve: try curve.keys(), tryTimeoutMs: tryTimeout.milliseconds)
             } catch {
                 throw CLIFailure("zrank query: cannot connect to \(endpoint): \(error)")
             }
@@ -157,7 +162,9 @@ extension ZRank {
                 for i in outstanding where monotonicNanos() - sentAt[i] > timeoutNs {
                     outstanding.remove(i)
                     timedOut = true
-                    let message = "no answer within \(timeout) (pool unreachable or too slow)"
+                    let message = "no answer within \(timeout): " + (client.handshakeProblem ?? (curve.curveServer == nil
+                        ? "the pool is unreachable or too slow (or it requires CURVE: --curve-server FILE.pub --curve-key FILE.key)"
+                        : "the pool is unreachable or too slow, or it does not admit this client's key (--curve-clients) or --curve-server is not its key"))
                     results[i] = errorLine(requests[i].idJSON, "CLIENT_TIMEOUT", message)
                     tables[i] = "error CLIENT_TIMEOUT: \(message)"
                 }
@@ -190,7 +197,10 @@ extension ZRank {
             }
             flush()
             out.flush()
-            if timedOut { throw ExitCode(2) }
+            if timedOut {
+                FileHandle.standardError.write(Data("zrank query: \(client.handshakeProblem ?? "some requests got no answer in time (\(endpoint))")\n".utf8))
+                throw ExitCode(2)
+            }
             if anyError { throw ExitCode(1) }
         }
 

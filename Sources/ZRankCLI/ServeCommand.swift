@@ -1,9 +1,11 @@
 import ArgumentParser
+import CLISupport
 import CSystem
 import Foundation
 import Logging
 import Coordinator
 import Model
+import Protocol
 import Ranking
 import Registry
 
@@ -50,6 +52,7 @@ extension ZRank {
         var heads: String?
 
         @OptionGroup var routerOptions: RouterOptions
+        @OptionGroup var curve: CurveServerOptions
         @OptionGroup var faultOptions: FaultOptions
 
         func validate() throws {
@@ -111,7 +114,20 @@ extension ZRank {
                 ("bind", bind), ("backend", backendEndpoint), ("control", routerControl),
                 ("queue-bound", "\(routerOptions.queueBound)"), ("deadline-ms", "\(routerOptions.deadlineMs)"),
                 ("queue-bytes", "\(routerOptions.queueBytes)"),
+                ("curve-key", curve.curveKey), ("curve-clients", curve.curveClients), ("curve-workers", curve.curveWorkers),
+                ("curve-admins", curve.curveAdmins),
             ])
+            // CURVE: the children use the server's own key where they connect over tcp (the router admits it
+            // everywhere); its public half goes to the runtime folder for them.
+            var serverPublic: String?
+            if let (keys, _) = try curve.keys(), backendEndpoint.hasPrefix("tcp://") {
+                let path = try RuntimeFolder().path + "/server.pub"
+                try? FileManager.default.removeItem(atPath: path)
+                guard FileManager.default.createFile(atPath: path, contents: Data("\(keys.own.publicKey.z85)\n".utf8)) else {
+                    throw CLIFailure("zrank serve: cannot write \(path)")
+                }
+                serverPublic = path
+            }
             // In registry mode workers read the rollout record when they (re)start, so a restarted worker comes back
             // on the live version rather than the one `serve` was started with.
             var workerOptions: [(String, String?)] = registry.map { [("registry", $0)] }
@@ -120,6 +136,7 @@ extension ZRank {
                 ("connect", backendEndpoint), ("max-candidates", "\(ranking.maxCandidates)"),
                 ("max-query-bytes", "\(ranking.maxQueryBytes)"), ("threads", "\(ranking.threads)"), ("version", version),
                 ("query-cache", "\(ranking.queryCache)"), ("max-batch", "\(ranking.maxBatch)"),
+                ("curve-server", serverPublic), ("curve-key", serverPublic == nil ? nil : curve.curveKey),
             ]
             let faults = faultOptions.faults
             workerOptions += [
@@ -134,6 +151,7 @@ extension ZRank {
             let coordinatorArgs = ["coordinator"] + childOptions([
                 ("admin", adminEndpoint), ("router-control", routerControl), ("version", version ?? file.version),
                 ("expect-workers", "\(workers)"), ("registry", registry), ("metrics", metrics),
+                ("curve-key", curve.curveKey), ("curve-admins", curve.curveKey == nil ? nil : curve.curveAdmins ?? curve.curveClients),
             ])
             var supervisor = Supervisor(executable: executable, logger: logger)
             supervisor.add(name: "router", arguments: routerArgs)
@@ -286,8 +304,17 @@ extension ZRank {
         @Option(name: .long, help: "Admin endpoint to bind for zrankctl (tcp:// or ipc://).")
         var admin: String
 
-        @Option(name: .long, help: "The router's control endpoint (zrank router --control).")
+        @Option(name: .long, help: "The routers' control endpoints, comma-separated (zrank router --control): one coordinator drives them all.")
         var routerControl: String
+
+        @Option(name: .long, help: "This coordinator's CURVE secret key: its tcp admin endpoint requires CURVE, and it uses the key to reach tcp router control endpoints.")
+        var curveKey: String?
+
+        @Option(name: .long, help: "Folder of *.pub keys allowed on the admin endpoint (with --curve-key).")
+        var curveAdmins: String?
+
+        @Option(name: .long, help: "The routers' CURVE public key (default: the public half of --curve-key, for routers that share the key pair).")
+        var curveServer: String?
 
         @Option(name: .long, help: "The model registry versions are loaded from (without it: status and pins only).")
         var registry: String?
@@ -303,8 +330,28 @@ extension ZRank {
 
         func validate() throws {
             try validateEndpoint(admin, "--admin")
-            try validateEndpoint(routerControl, "--router-control")
+            try validateEndpoints(routerControl, "--router-control")
             if let metrics { try validateHostPort(metrics, "--metrics") }
+            if curveKey == nil && (curveAdmins != nil || curveServer != nil) {
+                throw ValidationError("--curve-admins and --curve-server need --curve-key")
+            }
+            if curveKey != nil && curveAdmins == nil && admin.hasPrefix("tcp://") {
+                throw ValidationError("--curve-key needs --curve-admins DIR (the operators' *.pub keys) for a tcp --admin")
+            }
+        }
+
+        /// The admin socket's CURVE keys and those to reach the routers (nil: plain).
+        private func curveKeys() throws -> (CurveServerKeys?, CurveClientKeys?) {
+            guard let curveKey else { return (nil, nil) }
+            do {
+                let own = try CurveKeyPair.load(curveKey)
+                var allow = CurveAllowList(keys: [.admins: [own.publicKey: "self"]])
+                if let curveAdmins { try allow.add(folder: curveAdmins, to: .admins) }
+                let server = try curveServer.map { path throws(CurveKeyError) in try CurvePublicKey.load(path) } ?? own.publicKey
+                return (CurveServerKeys(own: own, allow: allow), CurveClientKeys(server: server, own: own))
+            } catch {
+                throw ValidationError("\(error)")
+            }
         }
 
         func run() throws {
@@ -325,6 +372,7 @@ extension ZRank {
                 }
                 var config = CoordinatorConfiguration(
                     adminEndpoint: admin, routerControl: routerControl, registry: opened, stableVersion: stable)
+                (config.curve, config.routerCurve) = try curveKeys()
                 config.expectedWorkers = (0..<max(0, expectWorkers)).map { "w\($0 + 1)" }
                 config.metrics = metrics
                 try CoordinatorService(configuration: config, logger: logger).run { CSystem_stop_requested() != 0 }

@@ -11,7 +11,7 @@ struct ZRank: ParsableCommand {
         version: zrankVersionString(),
         subcommands: [
             Serve.self, Query.self, Index.self, RegistryCommand.self, RouterCommand.self, WorkerCommand.self, CoordinatorCommand.self, TrainHeads.self, FineTune.self, SimulateLog.self, Convert.self, BenchRank.self,
-            Inspect.self,
+            Inspect.self, Keygen.self, Health.self,
             Tokenize.self, Embed.self, BenchEncoder.self,
         ]
     )

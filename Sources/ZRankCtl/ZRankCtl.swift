@@ -27,6 +27,8 @@ struct ZRankCtl: ParsableCommand {
         @Option(name: .long, help: ArgumentHelp("Milliseconds to wait for the answer (1-600000).", valueName: "ms"))
         var timeoutMs: Int?
 
+        @OptionGroup var curve: CurveClientOptions
+
         func validate() throws {
             if let admin, !isSupportedEndpoint(admin) {
                 throw ValidationError("--admin \(admin): use tcp://HOST:PORT or ipc://PATH")
@@ -47,6 +49,7 @@ struct ZRankCtl: ParsableCommand {
     struct Connection {
         var admin: String
         var timeoutMs: Int
+        var curve: CurveClientKeys?
 
         init(_ local: AdminOptions, _ root: AdminOptions) throws {
             guard let admin = local.admin ?? root.admin else {
@@ -54,12 +57,13 @@ struct ZRankCtl: ParsableCommand {
             }
             self.admin = admin
             timeoutMs = local.timeoutMs ?? root.timeoutMs ?? 2000
+            curve = try local.curve.keys() ?? root.curve.keys()
         }
 
         /// Sends one request; exits 1 on a refusal (printing why) and 2 when nothing answers.
         func call<T: Decodable>(_ request: AdminRequest, expecting: T.Type) throws -> T {
             do {
-                let channel = try AdminChannel(context: ZMQContext(), endpoint: admin)
+                let channel = try AdminChannel(context: ZMQContext(), endpoint: admin, curve: curve)
                 return try channel.call(request, expecting: T.self, timeoutMs: timeoutMs)
             } catch let error as AdminCallError {
                 FileHandle.standardError.write(Data("zrankctl: \(error)\n".utf8))
