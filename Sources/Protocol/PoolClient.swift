@@ -175,10 +175,12 @@ public final class PoolClient {
             let now = monotonicNanos()
             links[link].downUntil = now + 1_000_000_000
             if now < request.deadline, request.tries < links.count * 2 {
-                try dispatch(&request, now: now, avoiding: link)
-                outstanding[id] = request
-                resends += 1
-                return nil
+                try dispatch(&request, now: now, avoiding: link, otherwise: .keep)
+                if request.link != link {
+                    outstanding[id] = request
+                    resends += 1
+                    return nil
+                }
             }
         }
         if outstanding.removeValue(forKey: id) != nil { remember(id) }
@@ -202,9 +204,11 @@ public final class PoolClient {
             } else if links.count > 1, let at = request.link, now - request.triedAt >= tryNs {
                 // The router did not answer in time: unless it was heard from since, skip it for a while.
                 if links[at].lastHeard < request.triedAt { links[at].downUntil = now + 1_000_000_000 }
-                try dispatch(&request, now: now, avoiding: at)
+                // Only to another router: sending the same request to the same (slow) router again would only add
+                // to its queue. When no other takes it, the try goes on.
+                try dispatch(&request, now: now, avoiding: at, otherwise: .keep)
+                if request.link != at { resends += 1 }
                 outstanding[id] = request
-                resends += 1
                 wake = min(wake, now + tryNs)
             } else if links.count > 1 {
                 wake = min(wake, request.triedAt + tryNs)
@@ -213,9 +217,19 @@ public final class PoolClient {
         return min(wake, outstanding.values.map(\.deadline).min() ?? wake)
     }
 
+    /// What `dispatch` does when only the router it should avoid would take the request.
+    private enum Fallback {
+        /// Send it there anyway (a first try).
+        case sameRouter
+        /// Leave the request where it is, its try restarted.
+        case keep
+    }
+
     /// Sends `request` to the next router that takes it (skipping `avoiding` and routers marked down, unless no other
     /// will); leaves `link` nil when none is connected.
-    private func dispatch(_ request: inout Outstanding, now: UInt64, avoiding: Int?) throws(ZMQError) {
+    private func dispatch(
+        _ request: inout Outstanding, now: UInt64, avoiding: Int?, otherwise fallback: Fallback = .sameRouter
+    ) throws(ZMQError) {
         var header = request.header
         if header.deadlineMs > 0 {
             let left = request.deadline > now ? (request.deadline - now) / 1_000_000 : 0
@@ -225,7 +239,7 @@ public final class PoolClient {
         frames[0] = header.bytes
         let order = (0..<links.count).map { (turn + $0) % links.count }
         let preferred = order.filter { $0 != avoiding && links[$0].downUntil <= now }
-        let rest = order.filter { !preferred.contains($0) }
+        let rest = order.filter { !preferred.contains($0) && (fallback == .sameRouter || $0 != avoiding) }
         for i in preferred + rest {
             do {
                 try links[i].socket.send(frames, dontWait: true)
@@ -237,6 +251,10 @@ public final class PoolClient {
             request.link = i
             request.triedAt = now
             request.tries += 1
+            return
+        }
+        if fallback == .keep, avoiding != nil {
+            request.triedAt = now  // no other router: the try goes on where it is
             return
         }
         request.link = nil

@@ -124,6 +124,10 @@ public final class WorkerService: @unchecked Sendable {
 
     /// Runs until SIGTERM/SIGINT (installed by the caller via CSystem), then says goodbye and returns.
     ///
+    /// No send to a router ever blocks this thread: a DEALER whose router is gone (or refused its key) has no pipe
+    /// to queue on, and a blocking send would stop the heartbeats to every other router. What cannot be queued is
+    /// dropped: the router times the request out and retries it elsewhere.
+    ///
     /// The I/O thread keeps one DEALER per router (`--connect E1,E2`): each is announced, heartbeated and judged
     /// alive on its own, and reconnected with backoff when its router goes silent; the others keep serving. Every
     /// request goes to the compute thread tagged with its router, and its answer goes back to that router. A load's
@@ -146,7 +150,7 @@ public final class WorkerService: @unchecked Sendable {
             var now = monotonicNanos()
             if stopRequested {
                 for r in routers {
-                    try? r.socket?.send([FrameHeader(type: .disconnect, requestID: 0).bytes])
+                    try? r.socket?.send([FrameHeader(type: .disconnect, requestID: 0).bytes], dontWait: true)
                 }
                 logger.info("worker stopping", metadata: ["requests.handled": "\(handled)"])
                 return
@@ -164,9 +168,9 @@ public final class WorkerService: @unchecked Sendable {
                 while let reply = try link.receive(dontWait: true), reply.count >= 2 {
                     let frames = Array(reply.dropFirst())
                     if let tag = reply[0].first, Int(tag) < routers.count {
-                        try? routers[Int(tag)].socket?.send(frames)
+                        try? routers[Int(tag)].socket?.send(frames, dontWait: true)
                     } else {
-                        for r in routers { try? r.socket?.send(frames) }  // a load's READY: every router
+                        for r in routers { try? r.socket?.send(frames, dontWait: true) }  // a load's READY: every router
                     }
                 }
             }
@@ -190,7 +194,7 @@ public final class WorkerService: @unchecked Sendable {
                     announcementLock.lock()
                     let beat = WorkerHeartbeat(queryCache: cacheFigures)
                     announcementLock.unlock()
-                    try socket.send([FrameHeader(type: .heartbeat, requestID: 0).bytes, AdminJSON.encode(beat)])
+                    try? socket.send([FrameHeader(type: .heartbeat, requestID: 0).bytes, AdminJSON.encode(beat)], dontWait: true)
                     routers[i].nextHeartbeat = now + interval
                 }
                 if now - routers[i].lastHeard > interval * UInt64(configuration.liveness) {
@@ -231,7 +235,7 @@ public final class WorkerService: @unchecked Sendable {
         announcementLock.lock()
         let ready = announcement
         announcementLock.unlock()
-        try socket.send([FrameHeader(type: .workerReady, requestID: 0).bytes, try ready.serializedBytes()])
+        try? socket.send([FrameHeader(type: .workerReady, requestID: 0).bytes, try ready.serializedBytes()], dontWait: true)
         logger.info(
             "worker ready",
             metadata: ["worker.id": "\(configuration.workerID)", "model.version": "\(ready.modelVersion)",

@@ -118,7 +118,7 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard splitEndpoints(endpoint) != nil else {
-            throw ValidationError("--endpoint \(endpoint): give one or more endpoints separated by commas, each tcp://HOST:PORT or ipc://PATH")
+            throw ValidationError("--endpoint \(endpoint): unknown scheme; use tcp://HOST:PORT or ipc://PATH (several routers separated by commas)")
         }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of requests per second") }
         if let concurrency, concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }

@@ -97,8 +97,8 @@ public final class ZRankProcess {
 
     /// Waits until the pool at `endpoint` answers an Info request (Info does not count towards a worker's fault
     /// schedule). Returns false when it did not within `seconds` or the process exited.
-    public func waitUntilServing(_ endpoint: String, seconds: Double = 20) throws -> Bool {
-        let client = try PoolClient(endpoint: endpoint)
+    public func waitUntilServing(_ endpoint: String, seconds: Double = 20, curve: CurveClientKeys? = nil) throws -> Bool {
+        let client = try PoolClient(endpoint: endpoint, curve: curve)
         let start = Date()
         var id: UInt64 = 1_000_000
         while Date().timeIntervalSince(start) < seconds && process.isRunning {

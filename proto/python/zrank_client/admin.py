@@ -10,6 +10,8 @@ renamed or mistyped field fails loudly here instead of silently on the other sid
         admin.rollout("v2", canary=0.1, step=0.25, interval_s=30, shadow_s=60)
 """
 import json
+
+import zmq
 from importlib import resources
 
 import jsonschema
@@ -71,9 +73,11 @@ class AdminTimeout(Exception):
 class AdminClient(DealerConnection):
     """One DEALER socket to an admin endpoint; one call at a time, answers matched by request id."""
 
-    def __init__(self, endpoint, timeout_ms=2000, context=None):
-        super().__init__(endpoint, context)
+    def __init__(self, endpoint, timeout_ms=2000, context=None, curve_server=None, curve_key=None):
+        super().__init__(endpoint, context, curve_server, curve_key)
         self.timeout_ms = timeout_ms
+        # ZMQ_IMMEDIATE: a send waits for a connected peer, at most the timeout.
+        self._socket.setsockopt(zmq.SNDTIMEO, timeout_ms)
 
     def call(self, message):
         """Sends a request object (see ``request``) and returns the answer object, validated: the status object for
@@ -81,7 +85,10 @@ class AdminClient(DealerConnection):
         comes back."""
         validate(message, "request")
         request_id = next(self._ids)
-        self._socket.send_multipart([Header(CONTROL, request_id).pack(), json.dumps(message).encode("utf-8")])
+        try:
+            self._socket.send_multipart([Header(CONTROL, request_id).pack(), json.dumps(message).encode("utf-8")])
+        except zmq.Again:
+            raise AdminTimeout(f"no answer from {self.endpoint} within {self.timeout_ms} ms (not connected)")
         while True:
             if not self._socket.poll(self.timeout_ms):
                 raise AdminTimeout(f"no answer from {self.endpoint} within {self.timeout_ms} ms")

@@ -1,0 +1,188 @@
+import Foundation
+import Protocol
+import XCTest
+import _TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// CURVE on tcp endpoints (keys per domain: clients, workers, operators) and two active-active routers with client
+/// failover, with the real binaries: `zrank keygen`, `zrank router`, `zrank worker --connect E1,E2`, `zrank query`,
+/// `zrankctl`, `zrank-bench --endpoint E1,E2` and the Python client.
+final class CurveFailoverTests: XCTestCase {
+    private var fixture: PoolFixture { PoolFixture.shared }
+    private var bench: String { TestPaths.productsDirectory.appendingPathComponent("zrank-bench").path }
+    private var python: String { TestPaths.packageRoot.appendingPathComponent(".venv-test/bin/python").path }
+
+    /// Key files made with `zrank keygen`: the server's pair and one pair per role.
+    private struct Keys {
+        var folder: URL
+        var serverKey: String { folder.appendingPathComponent("server.key").path }
+        var serverPub: String { folder.appendingPathComponent("server.pub").path }
+        var clients: String { folder.appendingPathComponent("clients").path }
+        var workers: String { folder.appendingPathComponent("workers").path }
+        var admins: String { folder.appendingPathComponent("admins").path }
+        var clientKey: String { clients + "/c1.key" }
+        var workerKey: String { workers + "/w1.key" }
+        var operatorKey: String { admins + "/ops.key" }
+        var rogueKey: String { folder.appendingPathComponent("rogue.key").path }
+
+        var serverOptions: [String] {
+            ["--curve-key", serverKey, "--curve-clients", clients, "--curve-workers", workers, "--curve-admins", admins]
+        }
+
+        func client(_ key: String) -> [String] { ["--curve-server", serverPub, "--curve-key", key] }
+    }
+
+    private func makeKeys(_ name: String) throws -> Keys {
+        let keys = Keys(folder: try TestPaths.temporaryDirectory(name))
+        for sub in ["clients", "workers", "admins"] {
+            try FileManager.default.createDirectory(atPath: keys.folder.appendingPathComponent(sub).path, withIntermediateDirectories: true)
+        }
+        for prefix in ["server", "clients/c1", "workers/w1", "admins/ops", "rogue"] {
+            let r = try RealModel.run(fixture.zrank, ["keygen", "--out", keys.folder.appendingPathComponent(prefix).path])
+            XCTAssertEqual(r.status, 0, r.output)
+        }
+        return keys
+    }
+
+    private func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        try RealModel.run(program, arguments)
+    }
+
+    func testKeygen_writesASecretOnlyItsOwnerReads_andNeverOverwrites() throws {
+        let keys = try makeKeys("keygen")
+        let attributes = try FileManager.default.attributesOfItem(atPath: keys.serverKey)
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        let pub = try String(contentsOfFile: keys.serverPub, encoding: .utf8)
+        let line = try XCTUnwrap(pub.split(separator: "\n").first { !$0.hasPrefix("#") })
+        XCTAssertNotNil(CurvePublicKey(z85: String(line)), pub)
+        // The public file is the public half of the secret.
+        XCTAssertEqual(try CurveKeyPair.load(keys.serverKey).publicKey, try CurvePublicKey.load(keys.serverPub))
+        let again = try run(fixture.zrank, ["keygen", "--out", keys.folder.appendingPathComponent("server").path])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.output.contains("refusing to overwrite"), again.output)
+        // A secret others can read is refused where it is used.
+        chmod(keys.clientKey, 0o644)
+        let open = try run(fixture.zrank, ["query", "--endpoint", "tcp://127.0.0.1:1", "--text", "x"] + keys.client(keys.clientKey))
+        XCTAssertNotEqual(open.status, 0)
+        XCTAssertTrue(open.output.contains("chmod 600"), open.output)
+    }
+
+    func testCurve_admitsListedKeysPerDomain_andRefusesEverythingElseWithAReason() throws {
+        let keys = try makeKeys("curve")
+        let (front, back, control) = (fixture.tcpEndpoint(), fixture.tcpEndpoint(), fixture.tcpEndpoint())
+        let router = try ZRankProcess(["router", "--bind", front, "--backend", back, "--control", control] + keys.serverOptions)
+        let worker = try ZRankProcess(
+            ["worker", "--model", fixture.model, "--index", fixture.index, "--connect", back, "--id", "good"] + keys.client(keys.workerKey))
+        // A client key cannot register as a worker.
+        let intruder = try ZRankProcess(
+            ["worker", "--model", fixture.model, "--index", fixture.index, "--connect", back, "--id", "intruder"] + keys.client(keys.clientKey))
+        let curve = try CurveClientKeys.load(server: keys.serverPub, key: keys.clientKey)
+        XCTAssertTrue(try worker.waitUntilServing(front, curve: curve), router.output + worker.output)
+
+        let ranked = try run(fixture.zrank, ["query", "--endpoint", front, "--text", "modern chair", "--top-k", "3"] + keys.client(keys.clientKey))
+        XCTAssertEqual(ranked.status, 0, ranked.output)
+
+        let plain = try run(fixture.zrank, ["query", "--endpoint", front, "--text", "chair", "--timeout", "1s"])
+        XCTAssertEqual(plain.status, 2, plain.output)
+        XCTAssertTrue(plain.output.contains("requires CURVE"), plain.output)
+        let rogue = try run(fixture.zrank, ["query", "--endpoint", front, "--text", "chair", "--timeout", "1s"] + keys.client(keys.rogueKey))
+        XCTAssertEqual(rogue.status, 2, rogue.output)
+        XCTAssertTrue(rogue.output.contains("refused this client's CURVE key"), rogue.output)
+
+        // Operators: the operator key drives zrankctl; a client key does not.
+        let ctl = fixture.zrankctl
+        let status = try run(ctl, ["--admin", control, "status", "--json"] + keys.client(keys.operatorKey))
+        XCTAssertEqual(status.status, 0, status.output)
+        let pool = try AdminJSON.answer(PoolStatus.self, Array(status.output.utf8))
+        XCTAssertEqual(pool.workers.map(\.name), ["good"], status.output)
+        let asClient = try run(ctl, ["--admin", control, "status"] + keys.client(keys.clientKey))
+        XCTAssertEqual(asClient.status, 2, asClient.output)
+        XCTAssertTrue(asClient.output.contains("not in the list for operators"), asClient.output)
+        let unkeyed = try run(ctl, ["--admin", control, "status", "--timeout-ms", "1000"])
+        XCTAssertEqual(unkeyed.status, 2, unkeyed.output)
+
+        // The intruder stays out (its liveness runs out, it says why) and the router logged the refusal.
+        let start = Date()
+        while !intruder.output.contains("refused this worker's CURVE key") && Date().timeIntervalSince(start) < 10 { usleep(200_000) }
+        XCTAssertTrue(intruder.output.contains("refused this worker's CURVE key"), intruder.output)
+        XCTAssertTrue(router.output.contains("refused a CURVE key not listed for workers"), router.output)
+        let later = try run(ctl, ["--admin", control, "status", "--json"] + keys.client(keys.operatorKey))
+        XCTAssertEqual(try AdminJSON.answer(PoolStatus.self, Array(later.output.utf8)).workers.map(\.name), ["good"])
+        let metrics = try run(ctl, ["--admin", control, "status"] + keys.client(keys.operatorKey))
+        XCTAssertEqual(metrics.status, 0)
+
+        // The Python client: keyed, plain and a rogue key.
+        if FileManager.default.isExecutableFile(atPath: python) {
+            let script = TestPaths.packageRoot.appendingPathComponent("proto/python/tests/drive_curve.py").path
+            let py = try run(python, [script, front, keys.serverPub, keys.clientKey, keys.rogueKey])
+            XCTAssertEqual(py.status, 0, py.output)
+            XCTAssertTrue(py.output.contains("all checks passed"), py.output)
+        } else {
+            print(String(repeating: "!", count: 78) + "\nPython CURVE client check SKIPPED: run scripts/python-env.sh (make test does)\n")
+        }
+    }
+
+    /// Two routers, two workers connected to both, `zrank-bench --endpoint A,B` at 100 req/s for 20 s over CURVE;
+    /// router A is SIGKILLed at 5 s while it holds requests (the workers are stopped for 0.2 s around the kill so that
+    /// A certainly has some in flight): every request is answered, none errs, none times out, and the requests A
+    /// took down with it were sent again to B.
+    func testTwoRouters_killOneUnderLoad_noErrorsNoTimeoutsNothingUnaccounted() throws {
+        let keys = try makeKeys("failover")
+        let a = (front: fixture.tcpEndpoint(), back: fixture.tcpEndpoint())
+        let b = (front: fixture.tcpEndpoint(), back: fixture.tcpEndpoint())
+        let routerA = try ZRankProcess(["router", "--bind", a.front, "--backend", a.back] + keys.serverOptions)
+        let routerB = try ZRankProcess(["router", "--bind", b.front, "--backend", b.back] + keys.serverOptions)
+        let workers = try (1...2).map { i in
+            try ZRankProcess(
+                ["worker", "--model", fixture.model, "--index", fixture.index, "--connect", "\(a.back),\(b.back)", "--id", "w\(i)"]
+                    + keys.client(keys.workerKey))
+        }
+        let curve = try CurveClientKeys.load(server: keys.serverPub, key: keys.clientKey)
+        XCTAssertTrue(try workers[0].waitUntilServing(a.front, curve: curve), routerA.output)
+        XCTAssertTrue(try workers[0].waitUntilServing(b.front, curve: curve), routerB.output)
+
+        let out = try TestPaths.temporaryDirectory("failover-bench").appendingPathComponent("bench.json").path
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: bench)
+        load.arguments = ["--endpoint", "\(a.front),\(b.front)", "--rate", "100", "--duration", "20s", "--warmup", "1s",
+                          "--candidates", "100", "--try-timeout", "300ms", "--json", out] + keys.client(keys.clientKey)
+        let log = Pipe()
+        load.standardOutput = log
+        load.standardError = log
+        try load.run()
+        let started = Date()
+        // 1 s of warm-up, then 5 s of measured load: stop the workers for 0.2 s, kill A in the middle.
+        Thread.sleep(forTimeInterval: 5.9)
+        for w in workers { kill(w.pid, SIGSTOP) }
+        Thread.sleep(forTimeInterval: 0.1)
+        kill(routerA.pid, SIGKILL)
+        Thread.sleep(forTimeInterval: 0.1)
+        for w in workers { kill(w.pid, SIGCONT) }
+        load.waitUntilExit()
+        let text = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            + "\n--- router B:\n" + routerB.output.suffix(3000) + workers.map { "\n--- worker:\n" + $0.output.suffix(3000) }.joined()
+        XCTAssertEqual(load.terminationStatus, 0, text)
+        XCTAssertGreaterThan(Date().timeIntervalSince(started), 20)
+        let figures = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
+        let sent = figures["sent"] as? Int ?? -1
+        XCTAssertGreaterThanOrEqual(sent, 1990, text)
+        XCTAssertEqual(figures["ok"] as? Int, sent, text)
+        XCTAssertEqual((figures["errors"] as? [String: Any])?.count, 0, text)
+        XCTAssertEqual(figures["client_timeouts"] as? Int, 0, text)
+        XCTAssertEqual(figures["unsent"] as? Int, 0, text)
+        XCTAssertGreaterThanOrEqual(figures["failover_resends"] as? Int ?? 0, 1, "no request was caught in the killed router: \(text)")
+        print("failover: sent \(sent), ok \(figures["ok"] ?? "?"), resends \(figures["failover_resends"] ?? "?"), "
+              + "duplicates dropped \(figures["duplicates_dropped"] ?? "?"), latency \(figures["latency_ms"] ?? "?")")
+
+        // The workers still serve B; the Python client fails over from dead A to B by itself.
+        if FileManager.default.isExecutableFile(atPath: python) {
+            let script = TestPaths.packageRoot.appendingPathComponent("proto/python/tests/drive_curve.py").path
+            let py = try run(python, [script, "\(a.front),\(b.front)", keys.serverPub, keys.clientKey, keys.rogueKey])
+            XCTAssertEqual(py.status, 0, py.output + "\n--- router B:\n" + routerB.output.suffix(3000) + workers.map { "\n--- worker:\n" + $0.output.suffix(3000) }.joined())
+        }
+        XCTAssertTrue(routerB.process.isRunning)
+    }
+}
