@@ -71,12 +71,24 @@ public final class ZRankProcess {
     public let process = Process()
     public let log: URL
 
-    public init(_ arguments: [String], environment: [String: String] = [:]) throws {
+    /// - Parameters:
+    ///   - program: the executable (default: the built `zrank`).
+    ///   - launcher: a command that runs it, e.g. `["/usr/sbin/ip", "netns", "exec", NS]` (it must exec the program,
+    ///     so that `pid` is the program's).
+    public init(
+        _ arguments: [String], environment: [String: String] = [:], program: String? = nil, launcher: [String] = []
+    ) throws {
         let fixture = PoolFixture.shared
         log = fixture.directory.appendingPathComponent("proc-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: fixture.zrank)
-        process.arguments = arguments
+        let executable = program ?? fixture.zrank
+        if let first = launcher.first {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = Array(launcher.dropFirst()) + [executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         process.environment = env

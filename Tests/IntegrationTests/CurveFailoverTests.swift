@@ -12,40 +12,9 @@ import Glibc
 /// `zrankctl`, `zrank-bench --endpoint E1,E2` and the Python client.
 final class CurveFailoverTests: XCTestCase {
     private var fixture: PoolFixture { PoolFixture.shared }
-    private var bench: String { TestPaths.productsDirectory.appendingPathComponent("zrank-bench").path }
     private var python: String { TestPaths.packageRoot.appendingPathComponent(".venv-test/bin/python").path }
 
-    /// Key files made with `zrank keygen`: the server's pair and one pair per role.
-    private struct Keys {
-        var folder: URL
-        var serverKey: String { folder.appendingPathComponent("server.key").path }
-        var serverPub: String { folder.appendingPathComponent("server.pub").path }
-        var clients: String { folder.appendingPathComponent("clients").path }
-        var workers: String { folder.appendingPathComponent("workers").path }
-        var admins: String { folder.appendingPathComponent("admins").path }
-        var clientKey: String { clients + "/c1.key" }
-        var workerKey: String { workers + "/w1.key" }
-        var operatorKey: String { admins + "/ops.key" }
-        var rogueKey: String { folder.appendingPathComponent("rogue.key").path }
-
-        var serverOptions: [String] {
-            ["--curve-key", serverKey, "--curve-clients", clients, "--curve-workers", workers, "--curve-admins", admins]
-        }
-
-        func client(_ key: String) -> [String] { ["--curve-server", serverPub, "--curve-key", key] }
-    }
-
-    private func makeKeys(_ name: String) throws -> Keys {
-        let keys = Keys(folder: try TestPaths.temporaryDirectory(name))
-        for sub in ["clients", "workers", "admins"] {
-            try FileManager.default.createDirectory(atPath: keys.folder.appendingPathComponent(sub).path, withIntermediateDirectories: true)
-        }
-        for prefix in ["server", "clients/c1", "workers/w1", "admins/ops", "rogue"] {
-            let r = try RealModel.run(fixture.zrank, ["keygen", "--out", keys.folder.appendingPathComponent(prefix).path])
-            XCTAssertEqual(r.status, 0, r.output)
-        }
-        return keys
-    }
+    private func makeKeys(_ name: String) throws -> CurveKeyFiles { try CurveKeyFiles.make(name) }
 
     private func run(_ program: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         try RealModel.run(program, arguments)
@@ -144,38 +113,10 @@ final class CurveFailoverTests: XCTestCase {
         XCTAssertTrue(try workers[0].waitUntilServing(a.front, curve: curve), routerA.output)
         XCTAssertTrue(try workers[0].waitUntilServing(b.front, curve: curve), routerB.output)
 
-        let out = try TestPaths.temporaryDirectory("failover-bench").appendingPathComponent("bench.json").path
-        let load = Process()
-        load.executableURL = URL(fileURLWithPath: bench)
-        load.arguments = ["--endpoint", "\(a.front),\(b.front)", "--rate", "100", "--duration", "20s", "--warmup", "1s",
-                          "--candidates", "100", "--try-timeout", "300ms", "--json", out] + keys.client(keys.clientKey)
-        let log = Pipe()
-        load.standardOutput = log
-        load.standardError = log
-        try load.run()
-        let started = Date()
-        // 1 s of warm-up, then 5 s of measured load: stop the workers for 0.2 s, kill A in the middle.
-        Thread.sleep(forTimeInterval: 5.9)
-        for w in workers { kill(w.pid, SIGSTOP) }
-        Thread.sleep(forTimeInterval: 0.1)
-        kill(routerA.pid, SIGKILL)
-        Thread.sleep(forTimeInterval: 0.1)
-        for w in workers { kill(w.pid, SIGCONT) }
-        load.waitUntilExit()
-        let text = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            + "\n--- router B:\n" + routerB.output.suffix(3000) + workers.map { "\n--- worker:\n" + $0.output.suffix(3000) }.joined()
-        XCTAssertEqual(load.terminationStatus, 0, text)
-        XCTAssertGreaterThan(Date().timeIntervalSince(started), 20)
-        let figures = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
-        let sent = figures["sent"] as? Int ?? -1
-        XCTAssertGreaterThanOrEqual(sent, 1990, text)
-        XCTAssertEqual(figures["ok"] as? Int, sent, text)
-        XCTAssertEqual((figures["errors"] as? [String: Any])?.count, 0, text)
-        XCTAssertEqual(figures["client_timeouts"] as? Int, 0, text)
-        XCTAssertEqual(figures["unsent"] as? Int, 0, text)
-        XCTAssertGreaterThanOrEqual(figures["failover_resends"] as? Int ?? 0, 1, "no request was caught in the killed router: \(text)")
-        print("failover: sent \(sent), ok \(figures["ok"] ?? "?"), resends \(figures["failover_resends"] ?? "?"), "
-              + "duplicates dropped \(figures["duplicates_dropped"] ?? "?"), latency \(figures["latency_ms"] ?? "?")")
+        let figures = try killRouterUnderLoad(
+            endpoints: "\(a.front),\(b.front)", keys: keys, router: routerA, workers: workers,
+            logs: { "\n--- router B:\n" + routerB.output.suffix(3000) + workers.map { "\n--- worker:\n" + $0.output.suffix(3000) }.joined() })
+        print("failover: \(figures)")
 
         // The workers still serve B; the Python client fails over from dead A to B by itself.
         if FileManager.default.isExecutableFile(atPath: python) {
@@ -185,4 +126,81 @@ final class CurveFailoverTests: XCTestCase {
         }
         XCTAssertTrue(routerB.process.isRunning)
     }
+}
+
+/// Key files made with `zrank keygen`: the server's pair and one pair per role.
+struct CurveKeyFiles {
+    var folder: URL
+    var serverKey: String { folder.appendingPathComponent("server.key").path }
+    var serverPub: String { folder.appendingPathComponent("server.pub").path }
+    var clients: String { folder.appendingPathComponent("clients").path }
+    var workers: String { folder.appendingPathComponent("workers").path }
+    var admins: String { folder.appendingPathComponent("admins").path }
+    var clientKey: String { clients + "/c1.key" }
+    var workerKey: String { workers + "/w1.key" }
+    var operatorKey: String { admins + "/ops.key" }
+    var rogueKey: String { folder.appendingPathComponent("rogue.key").path }
+
+    var serverOptions: [String] {
+        ["--curve-key", serverKey, "--curve-clients", clients, "--curve-workers", workers, "--curve-admins", admins]
+    }
+
+    func client(_ key: String) -> [String] { ["--curve-server", serverPub, "--curve-key", key] }
+
+    /// Makes the keys with the real `zrank keygen`.
+    static func make(_ name: String) throws -> CurveKeyFiles {
+        let keys = CurveKeyFiles(folder: try TestPaths.temporaryDirectory(name))
+        for sub in ["clients", "workers", "admins"] {
+            try FileManager.default.createDirectory(atPath: keys.folder.appendingPathComponent(sub).path, withIntermediateDirectories: true)
+        }
+        for prefix in ["server", "clients/c1", "workers/w1", "admins/ops", "rogue"] {
+            let r = try RealModel.run(PoolFixture.shared.zrank, ["keygen", "--out", keys.folder.appendingPathComponent(prefix).path])
+            XCTAssertEqual(r.status, 0, r.output)
+        }
+        return keys
+    }
+}
+
+/// Runs `zrank-bench --endpoint ENDPOINTS` over CURVE at 100 req/s for 20 s (1 s warm-up) and SIGKILLs `router` at
+/// 5 s while it holds requests (the workers are stopped for 0.2 s around the kill so that it certainly has some in
+/// flight); asserts every request was answered, none erred, none timed out, and the caught ones were sent again.
+/// - Parameter launcher: runs the bench elsewhere (another network namespace).
+/// - Returns: the bench's JSON figures.
+func killRouterUnderLoad(
+    endpoints: String, keys: CurveKeyFiles, router: ZRankProcess, workers: [ZRankProcess], launcher: [String] = [],
+    logs: () -> String, file: StaticString = #filePath, line: UInt = #line
+) throws -> [String: Any] {
+    let bench = TestPaths.productsDirectory.appendingPathComponent("zrank-bench").path
+    let out = try TestPaths.temporaryDirectory("failover-bench").appendingPathComponent("bench.json").path
+    let load = Process()
+    let arguments = ["--endpoint", endpoints, "--rate", "100", "--duration", "20s", "--warmup", "1s",
+                     "--candidates", "100", "--try-timeout", "300ms", "--json", out] + keys.client(keys.clientKey)
+    load.executableURL = URL(fileURLWithPath: launcher.first ?? bench)
+    load.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [bench] + arguments
+    let log = Pipe()
+    load.standardOutput = log
+    load.standardError = log
+    try load.run()
+    let started = Date()
+    Thread.sleep(forTimeInterval: 5.9)
+    for w in workers { kill(w.pid, SIGSTOP) }
+    Thread.sleep(forTimeInterval: 0.1)
+    kill(router.pid, SIGKILL)
+    Thread.sleep(forTimeInterval: 0.1)
+    for w in workers { kill(w.pid, SIGCONT) }
+    load.waitUntilExit()
+    let text = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) + logs()
+    XCTAssertEqual(load.terminationStatus, 0, text, file: file, line: line)
+    XCTAssertGreaterThan(Date().timeIntervalSince(started), 20, file: file, line: line)
+    let figures = try XCTUnwrap(
+        JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any], text, file: file, line: line)
+    let sent = figures["sent"] as? Int ?? -1
+    XCTAssertGreaterThanOrEqual(sent, 1990, text, file: file, line: line)
+    XCTAssertEqual(figures["ok"] as? Int, sent, text, file: file, line: line)
+    XCTAssertEqual((figures["errors"] as? [String: Any])?.count, 0, text, file: file, line: line)
+    XCTAssertEqual(figures["client_timeouts"] as? Int, 0, text, file: file, line: line)
+    XCTAssertEqual(figures["unsent"] as? Int, 0, text, file: file, line: line)
+    XCTAssertGreaterThanOrEqual(figures["failover_resends"] as? Int ?? 0, 1, "no request was caught in the killed router: \(text)", file: file, line: line)
+    return ["sent": sent, "ok": figures["ok"] ?? "?", "resends": figures["failover_resends"] ?? "?",
+            "duplicates_dropped": figures["duplicates_dropped"] ?? "?", "latency_ms": figures["latency_ms"] ?? "?"]
 }
