@@ -76,6 +76,9 @@ void zrk_qu8s8_gemm_ukernel_1x16c4__avx2(
 void zrk_qu8s8_gemm_ukernel_8x16c4__avx512vnni(
     size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
     const struct zrk_qgemm_params* params);
+void zrk_qu8s8_gemm_ukernel_4x16c4__avx512vnni(
+    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params);
 void zrk_qu8s8_gemm_ukernel_1x16c4__avx512vnni(
     size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
     const struct zrk_qgemm_params* params);
@@ -183,6 +186,8 @@ struct zrk_kernel_config {
     uint32_t gemm_a_int16;          // 1: the GEMM kernel takes A widened to int16 (see zrk_u8_widen_rows)
     zrk_qgemm_ukernel_fn gemm;
     zrk_qgemm_ukernel_fn gemm1;     // single-row kernel for M = 1 and one-row tails (NULL: use gemm)
+    zrk_qgemm_ukernel_fn gemm_small; // kernel for tiles shorter than gemm_mr, up to gemm_small_mr rows (NULL: none)
+    uint32_t gemm_small_mr;
     zrk_quantize_rows_fn quantize_rows;
     zrk_add_layernorm_fn add_layernorm;
     zrk_softmax_fn softmax;

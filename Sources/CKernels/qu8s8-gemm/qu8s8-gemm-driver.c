@@ -28,6 +28,28 @@ static void zrk_qgemm_blocks(
                     tile.a_scale = params->a_scale + m0;
                     tile.a_zero = params->a_zero + m0;
                 }
+                if (config->gemm_small != NULL && rows < mr) {
+                    // Short tiles (a query's tokens, a tail): the small-tile kernel, up to gemm_small_mr rows a call,
+                    // with independent accumulator chains enough to keep the unit busy on so few rows.
+                    // A tile of one or two rows: the single-row kernel per row (measured as fast or slightly faster);
+                    // the rows left after a 4-row call go to the small kernel too (measured faster).
+                    const size_t smr = config->gemm_small_mr;
+                    const int single = config->gemm1 != NULL && rows <= 2;
+                    for (size_t r = 0; r < rows;) {
+                        const size_t left = rows - r;
+                        const size_t part_rows = single ? 1 : (left < smr ? left : smr);
+                        struct zrk_qgemm_params part = tile;
+                        if (!params->raw_int32) {
+                            part.a_scale = tile.a_scale + r;
+                            part.a_zero = tile.a_zero + r;
+                        }
+                        (single ? config->gemm1 : config->gemm_small)(
+                            part_rows, nc, kp, (const uint8_t*)a_rows + (m0 + r) * a_rows_stride, a_rows_stride, block,
+                            (uint8_t*)c + (m0 + r) * c_stride + nb * ZRK_NR * c_elem, c_stride, &part);
+                        r += part_rows;
+                    }
+                    continue;
+                }
                 if (config->gemm1 != NULL && rows * 2 <= mr) {
                     // Short tails: the single-row kernel per row beats the wide kernel on aliased rows.
                     for (size_t r = 0; r < rows; r++) {

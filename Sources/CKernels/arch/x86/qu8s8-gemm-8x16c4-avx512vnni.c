@@ -104,4 +104,60 @@ ZRK_AVX512VNNI_TARGET void zrk_qu8s8_gemm_ukernel_1x16c4__avx512vnni(
     const __m512i vacc = _mm512_add_epi32(_mm512_add_epi32(vacc0, vacc1), _mm512_add_epi32(vacc2, vacc3));
     zrk_avx512_store_row(vacc, nc, block, params, 0, c);
 }
+// Small tiles, 1 to 4 rows (M = 1 to 7 and the tails of longer GEMMs). With so few rows one vpdpbusd chain per row
+// would wait on the instruction's latency; each row keeps U accumulators over consecutive k-quads instead, so that
+// R x U (8 to 12) independent chains are in flight, summed at the end (int32 addition: exact in any order). The
+// weights of U k-quads are loaded once per step and feed every row.
+static inline __attribute__((always_inline)) ZRK_AVX512VNNI_TARGET void zrk_avx512vnni_rows(
+    const size_t R, const size_t U, size_t nc, size_t kc, const uint8_t* a, size_t a_stride, const uint8_t* block,
+    void* c, size_t c_stride, const struct zrk_qgemm_params* params) {
+    const int8_t* w = (const int8_t*)(block + ZRK_BLOCK_HEADER_BYTES);
+    __m512i acc[4][8];
+    for (size_t r = 0; r < R; r++) {
+        for (size_t u = 0; u < U; u++) acc[r][u] = _mm512_setzero_si512();
+    }
+    size_t k = 0;
+    for (; k + U * ZRK_KR <= kc; k += U * ZRK_KR) {
+        __m512i vw[8];
+        for (size_t u = 0; u < U; u++) vw[u] = _mm512_loadu_si512((const void*)(w + u * ZRK_NR * ZRK_KR));
+        for (size_t r = 0; r < R; r++) {
+            for (size_t u = 0; u < U; u++) {
+                int32_t q;
+                memcpy(&q, a + r * a_stride + k + u * ZRK_KR, 4);
+                acc[r][u] = _mm512_dpbusd_epi32(acc[r][u], _mm512_set1_epi32(q), vw[u]);
+            }
+        }
+        w += U * ZRK_NR * ZRK_KR;
+    }
+    for (; k < kc; k += ZRK_KR) {
+        const __m512i vw = _mm512_loadu_si512((const void*)w);
+        for (size_t r = 0; r < R; r++) {
+            int32_t q;
+            memcpy(&q, a + r * a_stride + k, 4);
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_set1_epi32(q), vw);
+        }
+        w += ZRK_NR * ZRK_KR;
+    }
+    for (size_t r = 0; r < R; r++) {
+        __m512i sum = acc[r][0];
+        for (size_t u = 1; u < U; u++) sum = _mm512_add_epi32(sum, acc[r][u]);
+        zrk_avx512_store_row(sum, nc, block, params, r, (uint8_t*)c + r * c_stride);
+    }
+}
+
+ZRK_AVX512VNNI_TARGET void zrk_qu8s8_gemm_ukernel_4x16c4__avx512vnni(
+    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params) {
+    assert(mr >= 1 && mr <= 4);
+    assert(nc >= 1 && nc <= ZRK_NR);
+    assert(kc % ZRK_KR == 0);
+    const uint8_t* block = (const uint8_t*)w_block;
+    const uint8_t* arows = (const uint8_t*)a;
+    switch (mr) {
+        case 1: zrk_avx512vnni_rows(1, 8, nc, kc, arows, a_stride, block, c, c_stride, params); break;
+        case 2: zrk_avx512vnni_rows(2, 4, nc, kc, arows, a_stride, block, c, c_stride, params); break;
+        case 3: zrk_avx512vnni_rows(3, 4, nc, kc, arows, a_stride, block, c, c_stride, params); break;
+        default: zrk_avx512vnni_rows(4, 3, nc, kc, arows, a_stride, block, c, c_stride, params); break;
+    }
+}
 #endif
