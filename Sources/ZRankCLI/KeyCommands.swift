@@ -56,7 +56,9 @@ extension ZRank {
         func run() throws {
             let client = try PoolClient(endpoint: endpoint, curve: try curve.keys())
             let id: UInt64 = 1
-            try client.send(type: .infoRequest, requestID: id, body: [], deadlineMs: UInt32(timeout.milliseconds))
+            // Half the wait as the request's deadline: a router with no worker answers DEADLINE_EXCEEDED (it is alive)
+            // well before this probe gives up.
+            try client.send(type: .infoRequest, requestID: id, body: [], deadlineMs: UInt32(max(1, timeout.milliseconds / 2)))
             let deadline = monotonicNanos() + UInt64(timeout.milliseconds) * 1_000_000
             while monotonicNanos() < deadline {
                 guard let answer = try client.receive(timeoutMs: 20), answer.header.requestID == id else { continue }
