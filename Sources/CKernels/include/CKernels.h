@@ -128,7 +128,7 @@ typedef void (*zrk_qs8_dot2_rows_fn)(
     const int8_t* q1, int32_t* out0, int32_t* out1);
 
 /// Floats of scratch the attention kernels need for a sequence of l tokens and head width d.
-static inline size_t zrk_attention_scratch_floats(size_t l, size_t d) { return (d + 1) * ((l + 7) & ~(size_t)7); }
+static inline size_t zrk_attention_scratch_floats(size_t l, size_t d) { return (d + 4) * ((l + 7) & ~(size_t)7); }
 
 void zrk_f32_quantize_rows__scalar(
     size_t m, size_t k, size_t kp, const float* x, size_t x_stride, uint8_t* q, size_t q_stride, float* scale,
