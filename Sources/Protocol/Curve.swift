@@ -224,18 +224,50 @@ extension ZMQSocket {
     }
 }
 
-/// The public keys each domain admits; what a ZAP handler decides with.
+/// The public keys each domain admits; what a ZAP handler decides with. Keys come from folders of `*.pub` files
+/// (re-read when they change: `reloaded()`) and from keys given directly (the server's own).
 public struct CurveAllowList: Sendable, Equatable {
     /// Key → the name it was listed under (the `*.pub` file's name), per domain.
-    public var keys: [CurveDomain: [CurvePublicKey: String]]
+    public private(set) var keys: [CurveDomain: [CurvePublicKey: String]]
+    /// The keys given directly, kept across reloads.
+    private var fixed: [CurveDomain: [CurvePublicKey: String]]
+    /// The folders each domain reads.
+    public private(set) var folders: [CurveDomain: [String]] = [:]
 
     public init(keys: [CurveDomain: [CurvePublicKey: String]] = [:]) {
         self.keys = keys
+        self.fixed = keys
     }
 
-    /// Adds a folder's `*.pub` keys to `domain`.
+    /// Adds a folder's `*.pub` keys to `domain` (and the folder to those re-read by `reloaded()`).
     public mutating func add(folder: String, to domain: CurveDomain) throws(CurveKeyError) {
         for (name, key) in try CurvePublicKey.loadFolder(folder) { keys[domain, default: [:]][key] = name }
+        folders[domain, default: []].append(folder)
+    }
+
+    /// The same list with every folder read again (a key file added or removed takes effect); throws when a folder
+    /// or a key file in it no longer reads.
+    public func reloaded() throws(CurveKeyError) -> CurveAllowList {
+        var fresh = CurveAllowList(keys: fixed)
+        for domain in CurveDomain.allCases {
+            for folder in folders[domain] ?? [] { try fresh.add(folder: folder, to: domain) }
+        }
+        return fresh
+    }
+
+    /// What changes when a key file is added, removed or rewritten in one of the folders.
+    public var folderSignature: [String] {
+        var lines: [String] = []
+        for folder in Set(folders.values.joined()).sorted() {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".pub") }.sorted()
+            for name in names {
+                let path = (folder as NSString).appendingPathComponent(name)
+                var info = stat()
+                let stamp = stat(path, &info) == 0 ? "\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec).\(info.st_size)" : "?"
+                lines.append("\(path) \(stamp)")
+            }
+        }
+        return lines
     }
 
     /// The name a key is listed under in `domain`, or nil: refused.
@@ -291,10 +323,29 @@ public final class ZAPHandler: @unchecked Sendable {
         return stopping
     }
 
-    private func serve(_ socket: ZMQSocket, allow: CurveAllowList, log: (String) -> Void) {
+    private func serve(_ socket: ZMQSocket, allow initial: CurveAllowList, log: (String) -> Void) {
         // Each refused key is logged once (a refused peer reconnects every few hundred ms), up to 1000 keys.
         var logged = Set<CurvePublicKey>()
+        var allow = initial
+        // The key folders are looked at once a second: a key file added (or removed) is admitted (or refused) from
+        // the next handshake on, without a restart. Connections already made stay (CURVE checks at the handshake).
+        var signature = allow.folderSignature
+        var lastCheck = monotonicNanos()
         while !isStopping {
+            if monotonicNanos() - lastCheck > 1_000_000_000 {
+                lastCheck = monotonicNanos()
+                let now = allow.folderSignature
+                if now != signature {
+                    signature = now
+                    do {
+                        allow = try allow.reloaded()
+                        logged.removeAll()
+                        log("key folders changed; reloaded: " + CurveDomain.allCases.map { "\($0.rawValue) \(allow.keys[$0]?.count ?? 0)" }.joined(separator: ", "))
+                    } catch {
+                        log("key folders changed but do not read (\(error)); keeping the previous keys")
+                    }
+                }
+            }
             guard (try? ZMQPoller.poll([socket], timeoutMs: 100))?.first == true,
                 let frames = try? socket.receive(dontWait: true)
             else { continue }

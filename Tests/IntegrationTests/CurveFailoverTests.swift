@@ -94,6 +94,37 @@ final class CurveFailoverTests: XCTestCase {
         }
     }
 
+    /// Operators add and revoke client keys by adding and removing `*.pub` files: the router re-reads its key folders
+    /// (within a second) and judges the next handshake by the new list, without a restart.
+    func testKeyFolders_reloadWithoutARestart_addAdmitsRemoveRefuses() throws {
+        let keys = try makeKeys("curve-reload")
+        let late = keys.folder.appendingPathComponent("late").path
+        XCTAssertEqual(try run(fixture.zrank, ["keygen", "--out", late]).status, 0)
+        let (front, back) = (fixture.tcpEndpoint(), fixture.tcpEndpoint())
+        let router = try ZRankProcess(["router", "--bind", front, "--backend", back] + keys.serverOptions)
+        let worker = try ZRankProcess(
+            ["worker", "--model", fixture.model, "--index", fixture.index, "--connect", back] + keys.client(keys.workerKey))
+        XCTAssertTrue(try worker.waitUntilServing(front, curve: try CurveClientKeys.load(server: keys.serverPub, key: keys.clientKey)))
+        let query = ["query", "--endpoint", front, "--text", "chair", "--top-k", "1", "--timeout", "1s"] + keys.client(late + ".key")
+        XCTAssertEqual(try run(fixture.zrank, query).status, 2)
+        let listed = keys.clients + "/late.pub"
+        try FileManager.default.copyItem(atPath: late + ".pub", toPath: listed)
+        var admitted = false
+        for _ in 0..<10 where !admitted {
+            usleep(500_000)
+            admitted = try run(fixture.zrank, query).status == 0
+        }
+        XCTAssertTrue(admitted, router.output)
+        XCTAssertTrue(router.output.contains("key folders changed; reloaded"), router.output)
+        try FileManager.default.removeItem(atPath: listed)
+        var refused = false
+        for _ in 0..<10 where !refused {
+            usleep(500_000)
+            refused = try run(fixture.zrank, query).status == 2
+        }
+        XCTAssertTrue(refused, router.output)
+    }
+
     /// Two routers, two workers connected to both, `zrank-bench --endpoint A,B` at 100 req/s for 20 s over CURVE;
     /// router A is SIGKILLed at 5 s while it holds requests (the workers are stopped for 0.2 s around the kill so that
     /// A certainly has some in flight): every request is answered, none errs, none times out, and the requests A
