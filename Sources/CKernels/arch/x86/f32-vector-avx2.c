@@ -25,8 +25,25 @@ ZRK_AVX2_TARGET void zrk_f32_quantize_rows__avx2(
     int32_t* zero) {
     for (size_t i = 0; i < m; i++) {
         const float* row = x + i * x_stride;
+        // Four min and four max chains (min and max are exact in any order): one chain ran at the latency of
+        // vminps/vmaxps.
         __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_setzero_ps();
+        __m256 vlo1 = vlo, vhi1 = vhi, vlo2 = vlo, vhi2 = vhi, vlo3 = vlo, vhi3 = vhi;
         size_t j = 0;
+        for (; j + 32 <= k; j += 32) {
+            const __m256 v0 = _mm256_loadu_ps(row + j), v1 = _mm256_loadu_ps(row + j + 8);
+            const __m256 v2 = _mm256_loadu_ps(row + j + 16), v3 = _mm256_loadu_ps(row + j + 24);
+            vlo = _mm256_min_ps(vlo, v0);
+            vhi = _mm256_max_ps(vhi, v0);
+            vlo1 = _mm256_min_ps(vlo1, v1);
+            vhi1 = _mm256_max_ps(vhi1, v1);
+            vlo2 = _mm256_min_ps(vlo2, v2);
+            vhi2 = _mm256_max_ps(vhi2, v2);
+            vlo3 = _mm256_min_ps(vlo3, v3);
+            vhi3 = _mm256_max_ps(vhi3, v3);
+        }
+        vlo = _mm256_min_ps(_mm256_min_ps(vlo, vlo1), _mm256_min_ps(vlo2, vlo3));
+        vhi = _mm256_max_ps(_mm256_max_ps(vhi, vhi1), _mm256_max_ps(vhi2, vhi3));
         for (; j + 8 <= k; j += 8) {
             const __m256 v = _mm256_loadu_ps(row + j);
             vlo = _mm256_min_ps(vlo, v);
