@@ -83,7 +83,21 @@ public final class PoolClient {
             links.append(Link(endpoint: endpoint, socket: socket, monitor: monitor))
         }
         guard !links.isEmpty else { throw ZMQError("connect (no endpoint)", errno: EINVAL) }
+        // Connecting is asynchronous, and with ZMQ_IMMEDIATE nothing is queued before a connection is up: wait a
+        // little for the first handshake, so that requests sent right after construction leave at once (as they did
+        // when libzmq queued them) instead of waiting for the first `receive`.
+        let until = monotonicNanos() + Self.connectWaitNs
+        while monotonicNanos() < until {
+            let outcomes = links.map { $0.monitor?.refresh() ?? .none }
+            if outcomes.contains(.succeeded) || outcomes.allSatisfy({ if case .refused = $0 { return true } else { return false } }) {
+                break
+            }
+            usleep(500)
+        }
     }
+
+    /// How long construction waits for a first connection (an unreachable pool costs this once).
+    static let connectWaitNs: UInt64 = 300_000_000
 
     /// Connects to `endpoint` (one, or several separated by commas).
     public convenience init(
@@ -111,7 +125,16 @@ public final class PoolClient {
         var request = Outstanding(header: header, frames: frames, deadline: deadline, triedAt: now, link: nil, tries: 0)
         try dispatch(&request, now: now, avoiding: nil)
         outstanding[requestID] = request
+        if request.link == nil || heldCount > 0 {
+            // Held requests go out as soon as a router is connected, whoever calls next.
+            heldCount = outstanding.values.filter { $0.link == nil }.count
+            if heldCount > 0 { _ = try pump(now: now) }
+            heldCount = outstanding.values.filter { $0.link == nil }.count
+        }
     }
+
+    /// Requests no router has taken yet (they are sent by `send` and `receive` as soon as one is connected).
+    private var heldCount = 0
 
     /// Sends raw frames to the first router (tests of malformed input).
     public func sendRaw(_ frames: [[UInt8]]) throws(ZMQError) {
