@@ -26,6 +26,7 @@ test: deps
 	.venv-test/bin/python -m pytest -q proto/python/tests
 	.venv-train/bin/python -m pytest -q train/tests
 	deploy/kubernetes/validate.sh
+	fuzz/run.sh 20
 
 ## The fine-tuning environment (.venv-train: JAX + optax on CPU, pinned in train/pyproject.toml); zrank fine-tune
 ## makes it on first use too.

@@ -22,6 +22,51 @@ let kernelCSettings: [CSetting] = [
     .unsafeFlags(["-O3", "-fno-math-errno", "-ffp-contract=off"]),
 ]
 
+/// libFuzzer targets (fuzz/README.md), declared only when the manifest is evaluated with `ZRANK_FUZZ=1`, so that a
+/// normal `swift build` / `swift test` never sees them: they link libFuzzer (`-sanitize=fuzzer`) and are built only by
+/// `fuzz/run.sh` into `.build-fuzz`.
+let fuzzTargets: [Target] =
+    ProcessInfo.processInfo.environment["ZRANK_FUZZ"] == "1"
+    ? [
+        .target(name: "FuzzDriver"),
+        .target(
+            name: "FuzzSupport",
+            dependencies: ["FuzzDriver", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FuzzFrames",
+            dependencies: ["FuzzSupport", "Protocol", "Router", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FuzzRankRequest",
+            dependencies: [
+                "FuzzSupport", "Protocol", "Ranking", "Model", "Kernels",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FuzzAdmin",
+            dependencies: [
+                "FuzzSupport", "Protocol", "Router", "Coordinator", "Registry",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FuzzModelFile",
+            dependencies: ["FuzzSupport", "Model", "Ranking", "Kernels", "Tokenizer"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FuzzHeads",
+            dependencies: ["FuzzSupport", "Ranking", "Model", "Tokenizer", "Training", "Bench"],
+            swiftSettings: swiftSettings
+        ),
+    ] : []
+
 let package = Package(
     name: "zrank",
     platforms: [.macOS(.v14)],
@@ -290,5 +335,5 @@ let package = Package(
             dependencies: ["ZRankCLI", "Model", "Ranking", "_TestSupport"],
             swiftSettings: swiftSettings
         ),
-    ]
+    ] + fuzzTargets
 )

@@ -199,6 +199,7 @@ public struct SimulationTruth: Codable, Sendable {
         case popularityStd = "popularity_std"
     }
 
+    /// 0 cheap, 1 mid, 2 expensive: `price` against the two tercile cuts (a decoded truth always has both).
     public func priceBand(_ price: Double) -> Int { price < priceCuts[0] ? 0 : price < priceCuts[1] ? 1 : 2 }
 
     /// How well an item matches a user's taste: brand 1.2, colour 1.0, style 0.8, price band 0.5.
@@ -219,6 +220,29 @@ public struct SimulationTruth: Codable, Sendable {
     public func attraction(user: String?, query: String, item: String) -> Double? {
         guard let user, let taste = tastes[user], let cls = queryClasses[query], let it = items[item] else { return nil }
         return attraction(it, cls: cls, taste: taste)
+    }
+}
+
+extension SimulationTruth {
+    /// Decodes a truth file (`zrank simulate-log --truth`, read back by `zrank train-heads --truth`), refusing one the
+    /// click model cannot use: `price_cuts` must hold the two tercile cuts (`priceBand` reads both; a shorter list
+    /// trapped there: found with the FuzzHeads fuzz target, fuzz/README.md), the popularity deviation must be positive.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tastes = try c.decode([String: LogSimulator.Taste].self, forKey: .tastes)
+        queryClasses = try c.decode([String: String].self, forKey: .queryClasses)
+        items = try c.decode([String: LogSimulator.Item].self, forKey: .items)
+        priceCuts = try c.decode([Double].self, forKey: .priceCuts)
+        popularityMean = try c.decode(Double.self, forKey: .popularityMean)
+        popularityStd = try c.decode(Double.self, forKey: .popularityStd)
+        guard priceCuts.count == 2 else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .priceCuts, in: c, debugDescription: "expected the two price tercile cuts, found \(priceCuts.count)")
+        }
+        guard popularityStd > 0 else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .popularityStd, in: c, debugDescription: "the popularity deviation must be positive")
+        }
     }
 }
 

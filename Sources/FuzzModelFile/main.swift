@@ -1,0 +1,4 @@
+// libFuzzer entry: see FuzzModelFile.swift (the target) and fuzz/README.md.
+import FuzzSupport
+
+runFuzzer { data, size in fuzz(data, size) }
