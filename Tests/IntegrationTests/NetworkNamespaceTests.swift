@@ -83,13 +83,21 @@ final class NetworkNamespaceTests: XCTestCase {
                     + keys.client(keys.workerKey),
                 launcher: net.launcher(ns))
         }
-        // From the host (the bridge's side) both routers answer over CURVE.
-        let curve = try CurveClientKeys.load(server: keys.serverPub, key: keys.clientKey)
-        XCTAssertTrue(try workers[0].waitUntilServing(a.front, curve: curve), routerA.output + workers[0].output)
-        XCTAssertTrue(try workers[0].waitUntilServing(b.front, curve: curve), routerB.output)
+        // From the client's host, both routers answer over CURVE with a worker behind them (zrank health --ready).
+        let zrank = fixture.zrank
+        for (front, router) in [(a.front, routerA), (b.front, routerB)] {
+            var ready = false
+            let start = Date()
+            while !ready && Date().timeIntervalSince(start) < 40 {
+                ready = try RealModel.run(
+                    ip, ["netns", "exec", cl, zrank, "health", "--endpoint", front, "--ready", "--timeout", "2s"]
+                        + keys.client(keys.clientKey)).status == 0
+                if !ready { usleep(200_000) }
+            }
+            XCTAssertTrue(ready, router.output + workers.map(\.output).joined())
+        }
 
         // From the client's host: a query without keys gets nothing (exit 2), one with keys is ranked.
-        let zrank = fixture.zrank
         let plain = try RealModel.run(ip, ["netns", "exec", cl, zrank, "query", "--endpoint", a.front, "--text", "chair", "--timeout", "1s"])
         XCTAssertEqual(plain.status, 2, plain.output)
         let keyed = try RealModel.run(
