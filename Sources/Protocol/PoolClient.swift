@@ -125,16 +125,9 @@ public final class PoolClient {
         var request = Outstanding(header: header, frames: frames, deadline: deadline, triedAt: now, link: nil, tries: 0)
         try dispatch(&request, now: now, avoiding: nil)
         outstanding[requestID] = request
-        if request.link == nil || heldCount > 0 {
-            // Held requests go out as soon as a router is connected, whoever calls next.
-            heldCount = outstanding.values.filter { $0.link == nil }.count
-            if heldCount > 0 { _ = try pump(now: now) }
-            heldCount = outstanding.values.filter { $0.link == nil }.count
-        }
+        // A router took this one: earlier requests held while none was connected go out now too.
+        if request.link != nil, outstanding.values.contains(where: { $0.link == nil }) { _ = try pump(now: now) }
     }
-
-    /// Requests no router has taken yet (they are sent by `send` and `receive` as soon as one is connected).
-    private var heldCount = 0
 
     /// Sends raw frames to the first router (tests of malformed input).
     public func sendRaw(_ frames: [[UInt8]]) throws(ZMQError) {
@@ -220,6 +213,7 @@ public final class PoolClient {
                 outstanding[id] = nil  // the caller times it out
                 continue
             }
+            wake = min(wake, request.deadline)
             if request.link == nil {
                 try dispatch(&request, now: now, avoiding: nil)
                 outstanding[id] = request
@@ -237,7 +231,7 @@ public final class PoolClient {
                 wake = min(wake, request.triedAt + tryNs)
             }
         }
-        return min(wake, outstanding.values.map(\.deadline).min() ?? wake)
+        return wake
     }
 
     /// What `dispatch` does when only the router it should avoid would take the request.
