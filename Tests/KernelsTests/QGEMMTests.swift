@@ -65,9 +65,10 @@ final class QGEMMTests: XCTestCase {
     private func cases() -> [Case] {
         var rng = SeededGenerator(seed: 0x5EED)
         var all: [Case] = []
-        // Exhaustive small edges: every M up to 17, N across one and two blocks, K around multiples of 4.
+        // Exhaustive small edges: every M up to 17, N across one block, two blocks (the AVX-512 8x32 tile takes a
+        // pair of blocks), a pair plus one and two pairs, K around multiples of 4.
         for m in 1...17 {
-            for n in [1, 15, 16, 17, 33] {
+            for n in [1, 15, 16, 17, 31, 32, 33, 48, 64] {
                 for k in [1, 3, 4, 5, 8, 13, 64, 67] {
                     all.append(Case(m: m, n: n, k: k, fill: .random))
                 }

@@ -82,6 +82,10 @@ void zrk_qu8s8_gemm_ukernel_4x16c4__avx512vnni(
 void zrk_qu8s8_gemm_ukernel_1x16c4__avx512vnni(
     size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
     const struct zrk_qgemm_params* params);
+/// Two adjacent blocks at once (17 <= nc <= 32 columns): `w_block` is the first; the second follows it.
+void zrk_qu8s8_gemm_ukernel_8x32c4__avx512vnni(
+    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params);
 
 void zrk_qu8s8_gemm_ukernel_1x16c4__neon(
     size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
@@ -188,6 +192,7 @@ struct zrk_kernel_config {
     zrk_qgemm_ukernel_fn gemm1;     // single-row kernel for M = 1 and one-row tails (NULL: use gemm)
     zrk_qgemm_ukernel_fn gemm_small; // kernel for tiles shorter than gemm_mr, up to gemm_small_mr rows (NULL: none)
     uint32_t gemm_small_mr;
+    zrk_qgemm_ukernel_fn gemm_wide; // full tiles of gemm_mr rows over two adjacent blocks, 17..32 columns (NULL: none)
     zrk_quantize_rows_fn quantize_rows;
     zrk_add_layernorm_fn add_layernorm;
     zrk_softmax_fn softmax;

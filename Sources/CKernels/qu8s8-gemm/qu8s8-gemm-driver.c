@@ -8,6 +8,53 @@
 
 #define ZRK_GEMM_MC 64
 
+/// One tile of `rows` rows (from row m0) against one 16-column block (nc columns, starting at column nb * ZRK_NR).
+static void zrk_qgemm_tile(
+    const struct zrk_kernel_config* config, size_t rows, size_t m0, size_t nb, size_t nc, size_t kp, const void* a_rows,
+    size_t a_rows_stride, const void* block, void* c, size_t c_stride, const struct zrk_qgemm_params* tile) {
+    const size_t mr = config->gemm_mr;
+    const size_t c_elem = sizeof(float);  // int32 and float are both 4 bytes
+    if (config->gemm_small != NULL && rows < mr) {
+        // Short tiles (a query's tokens, a tail): the small-tile kernel, up to gemm_small_mr rows a call,
+        // with independent accumulator chains enough to keep the unit busy on so few rows.
+        // A tile of one or two rows: the single-row kernel per row (measured as fast or slightly faster);
+        // the rows left after a 4-row call go to the small kernel too (measured faster).
+        const size_t smr = config->gemm_small_mr;
+        const int single = config->gemm1 != NULL && rows <= 2;
+        for (size_t r = 0; r < rows;) {
+            const size_t left = rows - r;
+            const size_t part_rows = single ? 1 : (left < smr ? left : smr);
+            struct zrk_qgemm_params part = *tile;
+            if (!tile->raw_int32) {
+                part.a_scale = tile->a_scale + r;
+                part.a_zero = tile->a_zero + r;
+            }
+            (single ? config->gemm1 : config->gemm_small)(
+                part_rows, nc, kp, (const uint8_t*)a_rows + (m0 + r) * a_rows_stride, a_rows_stride, block,
+                (uint8_t*)c + (m0 + r) * c_stride + nb * ZRK_NR * c_elem, c_stride, &part);
+            r += part_rows;
+        }
+        return;
+    }
+    if (config->gemm1 != NULL && rows * 2 <= mr) {
+        // Short tails: the single-row kernel per row beats the wide kernel on aliased rows.
+        for (size_t r = 0; r < rows; r++) {
+            struct zrk_qgemm_params row = *tile;
+            if (!tile->raw_int32) {
+                row.a_scale = tile->a_scale + r;
+                row.a_zero = tile->a_zero + r;
+            }
+            config->gemm1(
+                1, nc, kp, (const uint8_t*)a_rows + (m0 + r) * a_rows_stride, a_rows_stride, block,
+                (uint8_t*)c + (m0 + r) * c_stride + nb * ZRK_NR * c_elem, c_stride, &row);
+        }
+        return;
+    }
+    config->gemm(
+        rows, nc, kp, (const uint8_t*)a_rows + m0 * a_rows_stride, a_rows_stride, block,
+        (uint8_t*)c + m0 * c_stride + nb * ZRK_NR * c_elem, c_stride, tile);
+}
+
 /// Runs the blocks [nb_begin, nb_end) of a GEMM whose A is already in the kernel's format.
 static void zrk_qgemm_blocks(
     const struct zrk_kernel_config* config, size_t m, size_t n, size_t kp, size_t nb_begin, size_t nb_end,
@@ -18,9 +65,12 @@ static void zrk_qgemm_blocks(
     // Rows of A are taken ZRK_GEMM_MC at a time so that chunk of A stays in L2 while every block passes over it.
     for (size_t mc0 = 0; mc0 < m; mc0 += ZRK_GEMM_MC) {
         const size_t mc_end = m - mc0 < ZRK_GEMM_MC ? m : mc0 + ZRK_GEMM_MC;
-        for (size_t nb = nb_begin; nb < nb_end; nb++) {
+        for (size_t nb = nb_begin; nb < nb_end;) {
+            // Two adjacent blocks at a time when the config has a wide kernel: full tiles take both in one call.
+            const size_t width = config->gemm_wide != NULL && nb + 1 < nb_end ? 2 : 1;
             const void* block = (const uint8_t*)packed_w + nb * block_bytes;
-            const size_t nc = n - nb * ZRK_NR < ZRK_NR ? n - nb * ZRK_NR : ZRK_NR;
+            const size_t left = n - nb * ZRK_NR;
+            const size_t nc = left < width * ZRK_NR ? left : width * ZRK_NR;
             for (size_t m0 = mc0; m0 < mc_end; m0 += mr) {
                 const size_t rows = mc_end - m0 < mr ? mc_end - m0 : mr;
                 struct zrk_qgemm_params tile = *params;
@@ -28,46 +78,22 @@ static void zrk_qgemm_blocks(
                     tile.a_scale = params->a_scale + m0;
                     tile.a_zero = params->a_zero + m0;
                 }
-                if (config->gemm_small != NULL && rows < mr) {
-                    // Short tiles (a query's tokens, a tail): the small-tile kernel, up to gemm_small_mr rows a call,
-                    // with independent accumulator chains enough to keep the unit busy on so few rows.
-                    // A tile of one or two rows: the single-row kernel per row (measured as fast or slightly faster);
-                    // the rows left after a 4-row call go to the small kernel too (measured faster).
-                    const size_t smr = config->gemm_small_mr;
-                    const int single = config->gemm1 != NULL && rows <= 2;
-                    for (size_t r = 0; r < rows;) {
-                        const size_t left = rows - r;
-                        const size_t part_rows = single ? 1 : (left < smr ? left : smr);
-                        struct zrk_qgemm_params part = tile;
-                        if (!params->raw_int32) {
-                            part.a_scale = tile.a_scale + r;
-                            part.a_zero = tile.a_zero + r;
-                        }
-                        (single ? config->gemm1 : config->gemm_small)(
-                            part_rows, nc, kp, (const uint8_t*)a_rows + (m0 + r) * a_rows_stride, a_rows_stride, block,
-                            (uint8_t*)c + (m0 + r) * c_stride + nb * ZRK_NR * c_elem, c_stride, &part);
-                        r += part_rows;
-                    }
+                if (width == 2 && rows == mr) {
+                    config->gemm_wide(
+                        rows, nc, kp, (const uint8_t*)a_rows + m0 * a_rows_stride, a_rows_stride, block,
+                        (uint8_t*)c + m0 * c_stride + nb * ZRK_NR * c_elem, c_stride, &tile);
                     continue;
                 }
-                if (config->gemm1 != NULL && rows * 2 <= mr) {
-                    // Short tails: the single-row kernel per row beats the wide kernel on aliased rows.
-                    for (size_t r = 0; r < rows; r++) {
-                        struct zrk_qgemm_params row = tile;
-                        if (!params->raw_int32) {
-                            row.a_scale = tile.a_scale + r;
-                            row.a_zero = tile.a_zero + r;
-                        }
-                        config->gemm1(
-                            1, nc, kp, (const uint8_t*)a_rows + (m0 + r) * a_rows_stride, a_rows_stride, block,
-                            (uint8_t*)c + (m0 + r) * c_stride + nb * ZRK_NR * c_elem, c_stride, &row);
-                    }
-                    continue;
+                zrk_qgemm_tile(
+                    config, rows, m0, nb, nc < ZRK_NR ? nc : ZRK_NR, kp, a_rows, a_rows_stride, block, c, c_stride,
+                    &tile);
+                if (width == 2) {
+                    zrk_qgemm_tile(
+                        config, rows, m0, nb + 1, nc - ZRK_NR, kp, a_rows, a_rows_stride,
+                        (const uint8_t*)block + block_bytes, c, c_stride, &tile);
                 }
-                config->gemm(
-                    rows, nc, kp, (const uint8_t*)a_rows + m0 * a_rows_stride, a_rows_stride, block,
-                    (uint8_t*)c + m0 * c_stride + nb * ZRK_NR * c_elem, c_stride, &tile);
             }
+            nb += width;
         }
     }
 }
