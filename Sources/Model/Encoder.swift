@@ -30,6 +30,9 @@ public final class Encoder {
 
     private let config: BertConfig
     private let weights: Weights
+    /// Rows per chunk of the row-wise part of a layer (attention output, FFN, LayerNorms): 64 rows of FFN
+    /// activations are 384 KiB in fp32 for MiniLM, which stays in L2 next to the layer's FFN weights.
+    private static let rowChunk = 64
     private var arena = Arena()
     private let pool: OpaquePointer?
     private var offsets: [Int] = []
@@ -184,7 +187,7 @@ public final class Encoder {
         arena.qkv = .allocate(capacity: t * 3 * h)
         arena.context = .allocate(capacity: t * h)
         arena.projected = .allocate(capacity: t * h)
-        arena.ffn = .allocate(capacity: t * i)
+        arena.ffn = .allocate(capacity: min(t, Self.rowChunk) * i)
         arena.quantized = .allocate(capacity: t * widest)
         arena.wide = .allocate(capacity: t * widest)
         arena.rowScale = .allocate(capacity: t)
@@ -265,19 +268,29 @@ public final class Encoder {
                 }
             }
             if profiling { profile.add(.attention, since: &t0) }
-            linear(m: t, k: h, n: h, a: context, weights: layer.attnOut, activation: ZRK_ACTIVATION_NONE, c: projected)
-            if profiling { t0 = EncoderProfile.now() }
-            zrk_add_layernorm_parallel(
-                kernels.config, pool, t, h, projected, h, hidden, h, layer.attnGamma, layer.attnBeta,
-                config.layerNormEps, hidden, h)
-            if profiling { profile.add(.layerNorm, since: &t0) }
-            linear(m: t, k: h, n: inner, a: hidden, weights: layer.ffnIn, activation: ZRK_ACTIVATION_GELU, c: ffn)
-            linear(m: t, k: inner, n: h, a: ffn, weights: layer.ffnOut, activation: ZRK_ACTIVATION_NONE, c: projected)
-            if profiling { t0 = EncoderProfile.now() }
-            zrk_add_layernorm_parallel(
-                kernels.config, pool, t, h, projected, h, hidden, h, layer.ffnGamma, layer.ffnBeta,
-                config.layerNormEps, hidden, h)
-            if profiling { profile.add(.layerNorm, since: &t0) }
+            // The rest of the layer is row-wise: it runs on chunks of rows, so that a chunk's FFN activations
+            // (rows x intermediate floats, then their u8 copy) stay in L2 between the GEMM that writes them and the
+            // quantisation and GEMM that read them. Each row's arithmetic is the same in any chunking.
+            for c0 in stride(from: 0, to: t, by: Self.rowChunk) {
+                let rows = min(Self.rowChunk, t - c0)
+                let hid = hidden + c0 * h
+                let proj = projected + c0 * h
+                linear(
+                    m: rows, k: h, n: h, a: context + c0 * h, weights: layer.attnOut, activation: ZRK_ACTIVATION_NONE,
+                    c: proj)
+                if profiling { t0 = EncoderProfile.now() }
+                zrk_add_layernorm_parallel(
+                    kernels.config, pool, rows, h, proj, h, hid, h, layer.attnGamma, layer.attnBeta,
+                    config.layerNormEps, hid, h)
+                if profiling { profile.add(.layerNorm, since: &t0) }
+                linear(m: rows, k: h, n: inner, a: hid, weights: layer.ffnIn, activation: ZRK_ACTIVATION_GELU, c: ffn)
+                linear(m: rows, k: inner, n: h, a: ffn, weights: layer.ffnOut, activation: ZRK_ACTIVATION_NONE, c: proj)
+                if profiling { t0 = EncoderProfile.now() }
+                zrk_add_layernorm_parallel(
+                    kernels.config, pool, rows, h, proj, h, hid, h, layer.ffnGamma, layer.ffnBeta,
+                    config.layerNormEps, hid, h)
+                if profiling { profile.add(.layerNorm, since: &t0) }
+            }
         }
 
         // Mean pooling over each sequence's tokens, then L2 normalisation.

@@ -150,6 +150,13 @@ void zrk_f32_softmax__scalar(size_t n, float* x);
 void zrk_f32_softmax__avx2(size_t n, float* x);
 void zrk_f32_gelu__scalar(size_t n, float* x);
 void zrk_f32_gelu__avx2(size_t n, float* x);
+void zrk_f32_quantize_rows__avx512(
+    size_t m, size_t k, size_t kp, const float* x, size_t x_stride, uint8_t* q, size_t q_stride, float* scale,
+    int32_t* zero);
+void zrk_f32_add_layernorm__avx512(
+    size_t m, size_t n, const float* x, size_t x_stride, const float* r, size_t r_stride, const float* gamma,
+    const float* beta, float eps, float* y, size_t y_stride);
+void zrk_f32_gelu__avx512(size_t n, float* x);
 float zrk_f32_dot__scalar(size_t n, const float* a, const float* b);
 float zrk_f32_dot__avx2(size_t n, const float* a, const float* b);
 void zrk_f32_axpy__scalar(size_t n, float alpha, const float* x, float* y);

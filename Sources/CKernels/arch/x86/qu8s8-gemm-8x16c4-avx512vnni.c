@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "CKernels.h"
-#include "zrk-avx2-math.h"
+#include "zrk-avx512-math.h"
 
 #define ZRK_AVX512VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
 
@@ -23,9 +23,7 @@ static inline ZRK_AVX512VNNI_TARGET void zrk_avx512_store_row(
     const __m512i centred = _mm512_sub_epi32(vacc, _mm512_mullo_epi32(_mm512_set1_epi32(params->a_zero[row]), colsum));
     __m512 f = _mm512_add_ps(_mm512_mul_ps(scale, _mm512_cvtepi32_ps(centred)), bias);
     if (params->activation == ZRK_ACTIVATION_GELU) {
-        const __m256 lo = zrk_avx2_gelu(_mm512_castps512_ps256(f));
-        const __m256 hi = zrk_avx2_gelu(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
-        f = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+        f = zrk_avx512_gelu(f);
     }
     _mm512_mask_storeu_ps(crow, mask, f);
 }
