@@ -43,6 +43,7 @@ static const struct zrk_kernel_config zrk_config_scalar = {
     .attention = zrk_f32_attention__scalar,
     .dot_rows = zrk_qs8_dot_rows__scalar,
     .dot2_rows = zrk_qs8_dot2_rows__scalar,
+    .embed_add = zrk_f16_embed_add__scalar,
 };
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -62,6 +63,7 @@ static const struct zrk_kernel_config zrk_config_avx2 = {
     .attention = zrk_f32_attention__avx2,
     .dot_rows = zrk_qs8_dot_rows__avx2,
     .dot2_rows = zrk_qs8_dot2_rows__avx2,
+    .embed_add = zrk_f16_embed_add__scalar,
 };
 
 static const struct zrk_kernel_config zrk_config_avx512vnni = {
@@ -76,13 +78,14 @@ static const struct zrk_kernel_config zrk_config_avx512vnni = {
     .gemm_wide = zrk_qu8s8_gemm_ukernel_8x32c4__avx512vnni,
     .quantize_rows = zrk_f32_quantize_rows__avx512,
     .add_layernorm = zrk_f32_add_layernorm__avx512,
-    .softmax = zrk_f32_softmax__avx2,
+    .softmax = zrk_f32_softmax__avx512,
     .gelu = zrk_f32_gelu__avx512,
     .dot = zrk_f32_dot__avx2,
     .axpy = zrk_f32_axpy__avx2,
-    .attention = zrk_f32_attention__avx2,
+    .attention = zrk_f32_attention__avx512,
     .dot_rows = zrk_qs8_dot_rows__avx2,
     .dot2_rows = zrk_qs8_dot2_rows__avx2,
+    .embed_add = zrk_f16_embed_add__avx512,
 };
 #endif
 
@@ -102,6 +105,7 @@ static const struct zrk_kernel_config zrk_config_neon = {
     .attention = zrk_f32_attention__scalar,
     .dot_rows = zrk_qs8_dot_rows__scalar,
     .dot2_rows = zrk_qs8_dot2_rows__scalar,
+    .embed_add = zrk_f16_embed_add__scalar,
 };
 #endif
 

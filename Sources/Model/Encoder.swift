@@ -241,13 +241,9 @@ public final class Encoder {
         var row = 0
         for s in sequences {
             for (pos, (id, type)) in zip(s.inputIDs, s.tokenTypeIDs).enumerated() {
-                let dst = hidden + row * h
-                let word = weights.word + Int(id) * h
-                let position = weights.position + pos * h
-                let typeRow = weights.type + Int(type) * h
-                for j in 0..<h {
-                    dst[j] = Float(Float16(bitPattern: word[j])) + position[j] + typeRow[j]
-                }
+                cfg.embed_add(
+                    h, weights.word + Int(id) * h, weights.position + pos * h, weights.type + Int(type) * h,
+                    hidden + row * h)
                 row += 1
             }
         }

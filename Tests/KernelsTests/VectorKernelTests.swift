@@ -100,6 +100,37 @@ final class VectorKernelTests: XCTestCase {
         }
     }
 
+    /// Embedding rows: every binary16 bit pattern (normals, subnormals, zeros, infinities, NaNs) converted exactly
+    /// and summed in the stated order, every row length up to 40 (tails), against Swift's own Float16 conversion.
+    func testEmbedAdd_everyHalfBitPattern_equalsSwiftFloat16Conversion_bitForBit() {
+        var rng = SeededGenerator(seed: 11)
+        let words = (0...UInt16.max).map { $0 }
+        let position = (0..<words.count).map { _ in Float.random(in: -2...2, using: &rng) }
+        let type = (0..<words.count).map { _ in Float.random(in: -1...1, using: &rng) }
+        let expected = (0..<words.count).map { Float(Float16(bitPattern: words[$0])) + position[$0] + type[$0] }
+        func same(_ a: Float, _ b: Float) -> Bool { a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN) }
+        for set in sets {
+            var out = [Float](repeating: 0, count: words.count)
+            set.config.pointee.embed_add(words.count, words, position, type, &out)
+            let bad = (0..<words.count).filter { !same(out[$0], expected[$0]) }
+            XCTAssertEqual(bad.count, 0, "\(set.isa): first mismatch at bits \(bad.first.map { String(words[$0], radix: 16) } ?? "-")")
+            for n in 1...40 {
+                let offset = Int.random(in: 0..<(words.count - n), using: &rng)
+                var row = [Float](repeating: 7, count: n + 1)
+                words.withUnsafeBufferPointer { w in
+                    position.withUnsafeBufferPointer { p in
+                        type.withUnsafeBufferPointer { t in
+                            set.config.pointee.embed_add(
+                                n, w.baseAddress! + offset, p.baseAddress! + offset, t.baseAddress! + offset, &row)
+                        }
+                    }
+                }
+                for j in 0..<n { XCTAssertTrue(same(row[j], expected[offset + j]), "\(set.isa) n=\(n) j=\(j)") }
+                XCTAssertEqual(row[n], 7, "\(set.isa) wrote past the row, n=\(n)")
+            }
+        }
+    }
+
     func testSoftmax_ofHugeNegativeMaskedScores_givesZeroWeight() {
         for set in sets {
             var x: [Float] = [1, 2, -1e30, 3, -Float.greatestFiniteMagnitude, 0, 0.5, 1, 2]

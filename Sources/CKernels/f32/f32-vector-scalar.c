@@ -104,3 +104,35 @@ void zrk_f32_axpy__scalar(size_t n, float alpha, const float* x, float* y) {
         y[i] += alpha * x[i];
     }
 }
+
+/// binary16 bits -> float, exactly (normals, subnormals, zeros, infinities; NaNs stay NaNs with their payload).
+static float zrk_f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1Fu;
+    uint32_t mant = h & 0x3FFu;
+    uint32_t bits;
+    if (exp == 0x1Fu) {
+        bits = sign | 0x7F800000u | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112u) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else {
+        // Subnormal: normalise the mantissa.
+        uint32_t e = 113u;
+        while ((mant & 0x400u) == 0) {
+            mant <<= 1;
+            e--;
+        }
+        bits = sign | (e << 23) | ((mant & 0x3FFu) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+void zrk_f16_embed_add__scalar(size_t n, const uint16_t* word, const float* position, const float* type, float* out) {
+    for (size_t j = 0; j < n; j++) {
+        out[j] = zrk_f16_to_f32(word[j]) + position[j] + type[j];
+    }
+}

@@ -132,7 +132,7 @@ typedef void (*zrk_qs8_dot2_rows_fn)(
     const int8_t* q1, int32_t* out0, int32_t* out1);
 
 /// Floats of scratch the attention kernels need for a sequence of l tokens and head width d.
-static inline size_t zrk_attention_scratch_floats(size_t l, size_t d) { return (d + 4) * ((l + 7) & ~(size_t)7); }
+static inline size_t zrk_attention_scratch_floats(size_t l, size_t d) { return (d + 8) * ((l + 7) & ~(size_t)7); }
 
 void zrk_f32_quantize_rows__scalar(
     size_t m, size_t k, size_t kp, const float* x, size_t x_stride, uint8_t* q, size_t q_stride, float* scale,
@@ -157,6 +157,10 @@ void zrk_f32_add_layernorm__avx512(
     size_t m, size_t n, const float* x, size_t x_stride, const float* r, size_t r_stride, const float* gamma,
     const float* beta, float eps, float* y, size_t y_stride);
 void zrk_f32_gelu__avx512(size_t n, float* x);
+void zrk_f32_softmax__avx512(size_t n, float* x);
+void zrk_f32_attention__avx512(
+    size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
+    size_t out_stride, float* scratch);
 float zrk_f32_dot__scalar(size_t n, const float* a, const float* b);
 float zrk_f32_dot__avx2(size_t n, const float* a, const float* b);
 void zrk_f32_axpy__scalar(size_t n, float alpha, const float* x, float* y);
@@ -189,6 +193,12 @@ enum zrk_isa {
     ZRK_ISA_NEON = 3,  // AArch64 baseline
 };
 
+/// One embedding row: out[j] = float(word[j]) + position[j] + type[j] for n values, `word` in IEEE binary16 bits
+/// (the conversion is exact, the two additions in that order, so every variant equals the scalar one bit for bit).
+typedef void (*zrk_f16_embed_add_fn)(size_t n, const uint16_t* word, const float* position, const float* type, float* out);
+void zrk_f16_embed_add__scalar(size_t n, const uint16_t* word, const float* position, const float* type, float* out);
+void zrk_f16_embed_add__avx512(size_t n, const uint16_t* word, const float* position, const float* type, float* out);
+
 /// The whole kernel set chosen for one CPU.
 struct zrk_kernel_config {
     int32_t isa;                    // enum zrk_isa
@@ -209,6 +219,7 @@ struct zrk_kernel_config {
     zrk_attention_fn attention;
     zrk_qs8_dot_rows_fn dot_rows;
     zrk_qs8_dot2_rows_fn dot2_rows;
+    zrk_f16_embed_add_fn embed_add;
 };
 
 /// Returns 1 when this CPU (and OS) supports `isa`.

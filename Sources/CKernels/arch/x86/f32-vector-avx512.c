@@ -125,6 +125,17 @@ ZRK_AVX512_TARGET void zrk_f32_add_layernorm__avx512(
     }
 }
 
+ZRK_AVX512_TARGET void zrk_f16_embed_add__avx512(
+    size_t n, const uint16_t* word, const float* position, const float* type, float* out) {
+    for (size_t j = 0; j < n; j += 16) {
+        const __mmask16 mask = zrk_avx512_tail_mask(n - j);
+        const __m512 w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, word + j));
+        const __m512 v = _mm512_add_ps(_mm512_add_ps(w, _mm512_maskz_loadu_ps(mask, position + j)),
+                                       _mm512_maskz_loadu_ps(mask, type + j));
+        _mm512_mask_storeu_ps(out + j, mask, v);
+    }
+}
+
 ZRK_AVX512_TARGET void zrk_f32_gelu__avx512(size_t n, float* x) {
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 mask = zrk_avx512_tail_mask(n - i);

@@ -1,0 +1,108 @@
+// Single-head self-attention, AVX-512: the AVX2 kernel's scheme (K transposed once per call into scratch, four
+// queries at a time) with 16 lanes, so a 16-token sequence's scores for one query are one register and a 32-wide
+// head's context row is two. Tails are masked; the scratch layout ([d][lp], lp = l rounded up to 8) is the AVX2
+// kernel's, so zrk_attention_scratch_floats holds for both.
+#if defined(__x86_64__) || defined(__i386__)
+#include <math.h>
+#include <string.h>
+
+#include "CKernels.h"
+#include "zrk-avx512-math.h"
+
+ZRK_AVX512_TARGET void zrk_f32_softmax__avx512(size_t n, float* x) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 mask = zrk_avx512_tail_mask(n - i);
+        vmax = _mm512_mask_max_ps(vmax, mask, vmax, _mm512_maskz_loadu_ps(mask, x + i));
+    }
+    const __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512 vsum = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 mask = zrk_avx512_tail_mask(n - i);
+        const __m512 e = _mm512_maskz_mov_ps(mask, zrk_avx512_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + i), vmx)));
+        _mm512_mask_storeu_ps(x + i, mask, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    const __m512 vinv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 mask = zrk_avx512_tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), vinv));
+    }
+}
+
+/// Queries [i0, i0 + rows) of one head, R at a time (R = 4 or 8): each column chunk of K^T and each row of V loaded
+/// feeds R independent FMA chains, and R chains are what keeps the FMA units busy rather than waiting on latency.
+static inline __attribute__((always_inline)) ZRK_AVX512_TARGET void zrk_attention_queries_avx512(
+    const size_t R, size_t i0, size_t rows, size_t l, size_t lp, size_t d, const float* q, const float* kt,
+    const float* v, size_t stride, float* p, float* out, size_t out_stride) {
+    const float* qr[8];
+    float* pr[8];
+    for (size_t r = 0; r < R; r++) {
+        qr[r] = q + (i0 + (r < rows ? r : 0)) * stride;  // rows past the end repeat the first (not stored)
+        pr[r] = p + r * lp;
+    }
+    for (size_t j = 0; j < lp; j += 16) {
+        const __mmask16 mask = zrk_avx512_tail_mask(lp - j);
+        __m512 acc[8];
+        for (size_t r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+        for (size_t c = 0; c < d; c++) {
+            const __m512 kv = _mm512_maskz_loadu_ps(mask, kt + c * lp + j);
+            for (size_t r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][c]), kv, acc[r]);
+        }
+        for (size_t r = 0; r < R; r++) _mm512_mask_storeu_ps(pr[r] + j, mask, acc[r]);
+    }
+    for (size_t r = 0; r < rows; r++) {
+        zrk_f32_softmax__avx512(l, pr[r]);
+    }
+    for (size_t r = rows; r < R; r++) {
+        pr[r] = pr[0];  // not stored
+    }
+    for (size_t c = 0; c < d; c += 16) {
+        const __mmask16 mask = zrk_avx512_tail_mask(d - c);
+        __m512 acc[8];
+        for (size_t r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+        for (size_t j = 0; j < l; j++) {
+            const __m512 vv = _mm512_maskz_loadu_ps(mask, v + j * stride + c);
+            for (size_t r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(pr[r][j]), vv, acc[r]);
+        }
+        for (size_t r = 0; r < rows; r++) {
+            _mm512_mask_storeu_ps(out + (i0 + r) * out_stride + c, mask, acc[r]);
+        }
+    }
+}
+
+ZRK_AVX512_TARGET void zrk_f32_attention__avx512(
+    size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
+    size_t out_stride, float* scratch) {
+    const size_t lp = (l + 7) & ~(size_t)7;
+    float* kt = scratch;          // [d][lp]
+    float* p = scratch + d * lp;  // [8][lp]: the probabilities of up to eight queries
+    // K^T scaled, element by element: the compiler's gather/scatter form of this loop was slower.
+    for (size_t j = 0; j < l; j++) {
+        const float* kj = k + j * stride;
+#if defined(__clang__)
+#pragma clang loop vectorize(disable)
+#endif
+        for (size_t c = 0; c < d; c++) {
+            kt[c * lp + j] = kj[c] * scale;
+        }
+    }
+    for (size_t c = 0; c < d; c++) {
+        for (size_t j = l; j < lp; j++) {
+            kt[c * lp + j] = 0.0f;
+        }
+    }
+    // Eight queries at a time while at least five are left, then four.
+    for (size_t i0 = 0; i0 < l;) {
+        const size_t left = l - i0;
+        if (left > 4) {
+            const size_t rows = left < 8 ? left : 8;
+            zrk_attention_queries_avx512(8, i0, rows, l, lp, d, q, kt, v, stride, p, out, out_stride);
+            i0 += rows;
+        } else {
+            zrk_attention_queries_avx512(4, i0, left, l, lp, d, q, kt, v, stride, p, out, out_stride);
+            i0 += left;
+        }
+    }
+}
+#endif
