@@ -37,4 +37,12 @@ while (($#)); do
   shift
 done
 
-exec "$py" "$here/side_by_side.py" --onnx "$int8" "${args[@]+"${args[@]}"}"
+"$py" "$here/side_by_side.py" --onnx "$int8" "${args[@]+"${args[@]}"}"
+
+# Then zrank's GEMM on the MiniLM shapes at M = 1..8 as a fraction of the multiply instruction's measured peak, for
+# the kernel set zrank picked on this CPU (bench/kernels/run.sh; ZRANK_GEMM_SECONDS per cell, 0 skips it).
+gemm_seconds="${ZRANK_GEMM_SECONDS:-0.2}"
+if [[ "$gemm_seconds" != "0" ]]; then
+  isa="$("$ZRANK" --version | sed -n 's/.*kernels: \([a-z0-9]*\).*/\1/p')"
+  "$root/bench/kernels/run.sh" "$gemm_seconds" | "$py" "$here/gemm_table.py" "$isa"
+fi
