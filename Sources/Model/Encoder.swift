@@ -30,8 +30,9 @@ public final class Encoder {
 
     private let config: BertConfig
     private let weights: Weights
-    /// Rows per chunk of the row-wise part of a layer (attention output, FFN, LayerNorms): 64 rows of FFN
-    /// activations are 384 KiB in fp32 for MiniLM, which stays in L2 next to the layer's FFN weights.
+    /// Rows per group of sequences run through the layers together, and per chunk of the row-wise part of a layer
+    /// (attention output, FFN, LayerNorms) of a longer sequence: 64 rows of FFN activations are 384 KiB in fp32 for
+    /// MiniLM, which stays in L2 next to the layer's FFN weights.
     private static let rowChunk = 64
     private var arena = Arena()
     private let pool: OpaquePointer?
@@ -169,8 +170,29 @@ public final class Encoder {
             longest = max(longest, s.inputIDs.count)
         }
         guard total > 0 else { return }
-        reserve(tokens: total, longest: longest)
-        forward(sequences, tokens: total, output: output)
+        // The batch runs as groups of whole sequences of about rowChunk rows, each through every layer before the
+        // next: a group's activations (hidden, QKV, context, FFN) then stay in L2 from layer to layer instead of
+        // streaming a whole batch's through L3 at every op. Each sequence's arithmetic is the same in any grouping.
+        var groups: [Range<Int>] = []
+        var widest = 0
+        var start = 0
+        while start < sequences.count {
+            var end = start
+            var rows = 0
+            while end < sequences.count && (rows < Self.rowChunk || end == start) {
+                rows += sequences[end].inputIDs.count
+                end += 1
+            }
+            groups.append(start..<end)
+            widest = max(widest, rows)
+            start = end
+        }
+        reserve(tokens: widest, longest: longest)
+        for group in groups {
+            let rows = sequences[group].reduce(0) { $0 + $1.inputIDs.count }
+            forward(sequences[group], tokens: rows, output: output + group.lowerBound * dimension)
+        }
+        if profiling { profile.forwards += 1 }  // one per batch embedded, whatever its grouping
     }
 
     private func reserve(tokens: Int, longest: Int) {
@@ -216,7 +238,7 @@ public final class Encoder {
         }
     }
 
-    private func forward(_ sequences: [TokenizerEncoding], tokens t: Int, output: UnsafeMutablePointer<Float>) {
+    private func forward(_ sequences: ArraySlice<TokenizerEncoding>, tokens t: Int, output: UnsafeMutablePointer<Float>) {
         let h = config.hiddenSize
         let inner = config.intermediateSize
         let d = config.headSize
@@ -303,10 +325,7 @@ public final class Encoder {
             for j in 0..<h { out[j] *= inv }
             offset += l
         }
-        if profiling {
-            profile.add(.pooling, since: &t0)
-            profile.forwards += 1
-        }
+        if profiling { profile.add(.pooling, since: &t0) }
     }
 
     /// Starts the profile afresh.
