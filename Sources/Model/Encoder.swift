@@ -30,10 +30,12 @@ public final class Encoder {
 
     private let config: BertConfig
     private let weights: Weights
-    /// Rows per group of sequences run through the layers together, and per chunk of the row-wise part of a layer
-    /// (attention output, FFN, LayerNorms) of a longer sequence: 64 rows of FFN activations are 384 KiB in fp32 for
-    /// MiniLM, which stays in L2 next to the layer's FFN weights.
-    private static let rowChunk = 64
+    /// Rows per thread in a group of sequences run through the layers together, and in a chunk of the row-wise part
+    /// of a layer (attention output, FFN, LayerNorms) of a longer sequence: 64 rows of FFN activations are 384 KiB in
+    /// fp32 for MiniLM, which stays in L2 next to the layer's FFN weights.
+    private static let rowsPerThread = 64
+    /// Rows per group and chunk: rowsPerThread per thread, so that each thread's share of a GEMM stays that size.
+    private var rowChunk: Int { Self.rowsPerThread * threads }
     private var arena = Arena()
     private let pool: OpaquePointer?
     private var offsets: [Int] = []
@@ -179,7 +181,7 @@ public final class Encoder {
         while start < sequences.count {
             var end = start
             var rows = 0
-            while end < sequences.count && (rows < Self.rowChunk || end == start) {
+            while end < sequences.count && (rows < rowChunk || end == start) {
                 rows += sequences[end].inputIDs.count
                 end += 1
             }
@@ -209,7 +211,7 @@ public final class Encoder {
         arena.qkv = .allocate(capacity: t * 3 * h)
         arena.context = .allocate(capacity: t * h)
         arena.projected = .allocate(capacity: t * h)
-        arena.ffn = .allocate(capacity: min(t, Self.rowChunk) * i)
+        arena.ffn = .allocate(capacity: min(t, rowChunk) * i)
         arena.quantized = .allocate(capacity: t * widest)
         arena.wide = .allocate(capacity: t * widest)
         arena.rowScale = .allocate(capacity: t)
@@ -289,8 +291,8 @@ public final class Encoder {
             // The rest of the layer is row-wise: it runs on chunks of rows, so that a chunk's FFN activations
             // (rows x intermediate floats, then their u8 copy) stay in L2 between the GEMM that writes them and the
             // quantisation and GEMM that read them. Each row's arithmetic is the same in any chunking.
-            for c0 in stride(from: 0, to: t, by: Self.rowChunk) {
-                let rows = min(Self.rowChunk, t - c0)
+            for c0 in stride(from: 0, to: t, by: rowChunk) {
+                let rows = min(rowChunk, t - c0)
                 let hid = hidden + c0 * h
                 let proj = projected + c0 * h
                 linear(

@@ -15,9 +15,10 @@ public struct SyntheticCheckpoint: Sendable {
     /// Named fp32 tensors as PyTorch stores them ([out][in] for Linear weights).
     public private(set) var tensors: [(name: String, shape: [Int], values: [Float])] = []
 
-    public init(vocabulary: [String], seed: UInt64 = 1) {
+    public init(vocabulary: [String], seed: UInt64 = 1, positions: Int = 64) {
         self.vocabulary = vocabulary
         self.seed = seed
+        self.positions = positions
         generate()
     }
 

@@ -86,6 +86,35 @@ final class EncoderTests: XCTestCase {
         XCTAssertEqual(try two.embed(Array(sequences.prefix(1))), Array(one.prefix(1)))
     }
 
+    /// A batch of many sequences runs as several groups of whole sequences, and a sequence longer than a group's
+    /// row budget (64 rows per thread) runs its row-wise ops in chunks: neither may change any sequence's embedding.
+    /// A model with 160 positions, so that single sequences pass one and two chunks.
+    func testManyGroups_andLongSequences_equalOneAtATime_bitForBit_onOneAndTwoThreads() throws {
+        let checkpoint = SyntheticCheckpoint(vocabulary: try TestPaths.fixtureVocabulary(), seed: 5, positions: 160)
+        let dir = try TestPaths.temporaryDirectory("encoder-groups")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try checkpoint.write(to: dir.appendingPathComponent("ckpt"))
+        let path = dir.appendingPathComponent("long.zrm").path
+        try ModelConverter.convert(from: dir.appendingPathComponent("ckpt").path, to: path, version: "long")
+        let model = try ModelFile(path: path)
+        var rng = SplitMix(seed: 17)
+        var lengths = [160, 150, 129, 128, 65, 64, 63, 2, 1]
+        lengths += (0..<24).map { _ in Int.random(in: 1...40, using: &rng) }
+        lengths.shuffle(using: &rng)
+        let vocabulary = Int32(checkpoint.vocabulary.count)
+        let sequences = lengths.map { n in
+            TokenizerEncoding(
+                inputIDs: (0..<n).map { _ in Int32.random(in: 0..<vocabulary, using: &rng) },
+                tokenTypeIDs: (0..<n).map { _ in Int32.random(in: 0...1, using: &rng) })
+        }
+        let one = try Encoder(model: model, threads: 1)
+        let batched = try one.embed(sequences)
+        for (i, s) in sequences.enumerated() {
+            XCTAssertEqual(try one.embed([s])[0], batched[i], "sequence \(i) of \(s.inputIDs.count) tokens")
+        }
+        XCTAssertEqual(try Encoder(model: model, threads: 2).embed(sequences), batched)
+    }
+
     func testInstructionSets_agreeClosely() throws {
         let sequences = try sampleSequences()
         let scalar = try Encoder(model: Self.model, kernels: KernelSet(.scalar)!).embed(sequences)
