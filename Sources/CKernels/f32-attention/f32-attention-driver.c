@@ -1,6 +1,10 @@
 // Multi-head self-attention over a ragged batch (no padding), heads shared out across a thread pool.
 #include "CKernels.h"
 
+// K^T ([d][lp]) and up to eight rows of probabilities ([8][lp]), lp = l rounded up to 8: the AVX-512 kernel's need,
+// which covers the AVX2 kernel's four rows and the scalar kernel's one.
+size_t zrk_attention_scratch_floats(size_t l, size_t d) { return (d + 8) * ((l + 7) & ~(size_t)7); }
+
 struct zrk_attention_task {
     const struct zrk_kernel_config* config;
     const size_t* offsets;

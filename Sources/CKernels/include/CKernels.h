@@ -131,8 +131,10 @@ typedef void (*zrk_qs8_dot2_rows_fn)(
     size_t rows, size_t dim, const int8_t* base, size_t row_stride, const uint32_t* index, const int8_t* q0,
     const int8_t* q1, int32_t* out0, int32_t* out1);
 
-/// Floats of scratch the attention kernels need for a sequence of l tokens and head width d.
-static inline size_t zrk_attention_scratch_floats(size_t l, size_t d) { return (d + 8) * ((l + 7) & ~(size_t)7); }
+/// Scratch floats one attention call needs for a sequence of `l` tokens and head size `d`. A function, not a
+/// `static inline` in this header: a change to it then rebuilds with the kernels, where an inline copy compiled into
+/// the Swift callers went stale in incremental builds.
+size_t zrk_attention_scratch_floats(size_t l, size_t d);
 
 void zrk_f32_quantize_rows__scalar(
     size_t m, size_t k, size_t kp, const float* x, size_t x_stride, uint8_t* q, size_t q_stride, float* scale,
