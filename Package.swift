@@ -42,7 +42,7 @@ let fuzzTargets: [Target] =
         .executableTarget(
             name: "FuzzRankRequest",
             dependencies: [
-                "FuzzSupport", "Protocol", "Ranking", "Model", "Kernels",
+                "FuzzSupport", "Protocol", "Ranking", "Model", "Kernels", "Worker",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

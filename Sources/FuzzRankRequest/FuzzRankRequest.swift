@@ -5,6 +5,7 @@ import Model
 import Protocol
 import Ranking
 import SwiftProtobuf
+import Worker
 
 // A RANK_REQUEST body as the worker handles it: `Zrank_V1_RankRequest(serializedBytes:)`, the request turned into a
 // `RankQuery` exactly as `WorkerService.prepare` does (a private function, so its five lines are repeated here),
@@ -43,12 +44,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     } catch {
         return 0  // the worker answers INVALID_REQUEST
     }
-    // WorkerService.prepare's mapping.
-    let query = RankQuery(
-        query: request.query, candidateIDs: request.candidateIds,
-        inlineCandidates: request.inlineCandidates.map { (id: $0.id, text: $0.text) }, topK: Int(request.topK),
-        explain: request.explain, recentItemIDs: request.user.recentItemIds,
-        alpha: request.hasAlpha ? request.alpha : nil, beta: request.hasBeta ? request.beta : nil)
+    // The worker's own mapping (WorkerService.prepare).
+    let query = RankQuery(request)
     for (ranker, batch) in [(cosineRanker, [query]), (headsRanker, [query, query])] {
         for result in ranker.rank(batch: batch) {
             switch result {

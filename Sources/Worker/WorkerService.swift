@@ -410,12 +410,7 @@ public final class WorkerService: @unchecked Sendable {
         } catch {
             return .failure(EarlyAnswer(frames: errorFrames(requestID: header.requestID, .invalidRequest, "malformed RankRequest body: \(error)")))
         }
-        let query = RankQuery(
-            query: request.query, candidateIDs: request.candidateIds,
-            inlineCandidates: request.inlineCandidates.map { (id: $0.id, text: $0.text) }, topK: Int(request.topK),
-            explain: request.explain, recentItemIDs: request.user.recentItemIds,
-            alpha: request.hasAlpha ? request.alpha : nil, beta: request.hasBeta ? request.beta : nil)
-        return .success((request, query))
+        return .success((request, RankQuery(request)))
     }
 
     /// The answer to a ranked (or failed) request.
