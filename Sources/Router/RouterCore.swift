@@ -515,11 +515,9 @@ public struct RouterCore {
     private func pickWorker(pin: String?) -> Int? {
         if let pin { return table.firstFree { $0.version == pin } }
         guard !splitter.isEmpty else { return table.firstFree() }
-        let free = table.lru.enumerated().compactMap { i, id -> (position: Int, version: String)? in
-            guard let e = table[id], e.isFree else { return nil }
-            return (i, e.version)
+        if let position = splitter.pick(firstFree: { version in table.firstFree { $0.version == version } }) {
+            return position
         }
-        if let position = splitter.pick(free) { return position }
         // Versions outside the split only take traffic when no version in it has a worker taking requests at all.
         let splitServed = table.entries.values.contains { splitter.shares[$0.version] != nil && $0.phase == .ready }
         return splitServed ? nil : table.firstFree()

@@ -19,16 +19,18 @@ package struct TrafficSplitter: Equatable {
         dispatched = [:]
     }
 
-    /// The candidate to send the next unpinned request to: the one whose version is furthest below its share.
-    /// `candidates` are free workers in LRU order (their position and version); versions outside the split are
-    /// skipped. Nil when no candidate's version is in the split.
-    package func pick(_ candidates: [(position: Int, version: String)]) -> Int? {
+    /// The LRU position to send the next unpinned request to: the first free worker of the version furthest below
+    /// its share, among the split's versions that have one. `firstFree(version)` gives that version's first free
+    /// worker in LRU order (nil: none); ties between versions go to the earlier position. Nil when no version in the
+    /// split has a free worker. Runs on every dispatch with a split set, so it allocates nothing.
+    package func pick(firstFree: (String) -> Int?) -> Int? {
         let total = dispatched.values.reduce(0, +) + 1
         var best: (position: Int, deficit: Double)?
-        for c in candidates {
-            guard let share = shares[c.version] else { continue }
-            let deficit = share * Double(total) - Double(dispatched[c.version, default: 0])
-            if best == nil || deficit > best!.deficit { best = (c.position, deficit) }
+        for (version, share) in shares {
+            guard let position = firstFree(version) else { continue }
+            let deficit = share * Double(total) - Double(dispatched[version, default: 0])
+            if let b = best, deficit < b.deficit || (deficit == b.deficit && position > b.position) { continue }
+            best = (position, deficit)
         }
         return best?.position
     }

@@ -74,14 +74,20 @@ final class RouterPartsTests: XCTestCase {
         s.set(["v1": 3, "v2": 1, "v3": 0])
         XCTAssertEqual(s.shares, ["v1": 0.75, "v2": 0.25])
         var counts: [String: Int] = [:]
+        let lru = ["v1", "v2", "v3"]  // one free worker per version, in LRU order
         for _ in 0..<400 {
-            let pick = s.pick([(0, "v1"), (1, "v2"), (2, "v3")])!
-            let version = ["v1", "v2", "v3"][pick]
+            let pick = s.pick(firstFree: { lru.firstIndex(of: $0) })!
+            let version = lru[pick]
             counts[version, default: 0] += 1
             s.record(version)
         }
         XCTAssertEqual(counts, ["v1": 300, "v2": 100])
-        XCTAssertNil(s.pick([(0, "v3")]), "a version outside the split is not picked")
+        XCTAssertNil(s.pick(firstFree: { $0 == "v3" ? 0 : nil }), "a version outside the split is not picked")
+        // Equal deficits: the earlier LRU position wins, whichever version it holds.
+        var even = TrafficSplitter()
+        even.set(["a": 1, "b": 1])
+        XCTAssertEqual(even.pick(firstFree: { $0 == "a" ? 5 : 2 }), 2)
+        XCTAssertEqual(even.pick(firstFree: { $0 == "a" ? 1 : 4 }), 1)
         s.set([:])
         XCTAssertTrue(s.isEmpty)
     }
