@@ -63,12 +63,21 @@ public struct PhaseResult {
         public var latencies: [UInt32] = []
         public var versions: [String: Int] = [:]
 
+        public init() {}
+
         /// A percentile (0-100) of `latencies`, milliseconds (0 when empty).
         public func percentile(_ p: Double) -> Double {
             guard !latencies.isEmpty else { return 0 }
             let sorted = latencies.sorted()
             return Double(sorted[min(sorted.count - 1, Int(p / 100 * Double(sorted.count)))]) / 1000
         }
+    }
+
+    /// An empty result for a phase (the runner fills it in; tests and merges build their own).
+    public init(name: String, mode: LoadMode, durationS: Double) {
+        self.name = name
+        self.mode = mode
+        self.durationS = durationS
     }
 
     public var requestedRate: Double? {

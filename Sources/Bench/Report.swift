@@ -20,45 +20,253 @@ public struct LatencySummary: Codable, Equatable {
     }
 }
 
-/// JSON and text renderings of results.
-public enum Report {
-    /// The contract's JSON object for one phase (the run's top level uses the same fields).
-    public static func json(_ r: PhaseResult) -> [String: Any] {
-        let corrected = LatencySummary(r.corrected)
-        let uncorrected = LatencySummary(r.uncorrected)
-        func obj(_ s: LatencySummary) -> [String: Any] {
-            ["p50": s.p50, "p90": s.p90, "p99": s.p99, "p999": s.p999, "max": s.max, "mean": s.mean]
-        }
-        var histogram: [[String: Any]] = []
-        if r.corrected.totalCount > 0 {
-            for v in r.corrected.percentiles(ticksPerHalfDistance: 5) {
-                histogram.append(["value_ms": Double(v.value) / 1000, "percentile": v.percentile, "count": v.totalCountToThisValue])
-            }
-        }
-        var out: [String: Any] = [
-            "name": r.name,
-            "mode": r.requestedRate != nil ? "open" : "closed",
-            "requested_rate": r.requestedRate.map { $0 as Any } ?? NSNull(),
-            "achieved_rate": r.achievedRate,
-            "duration_s": r.durationS,
-            "sent": r.sent,
-            "ok": r.ok,
-            "errors": r.errors,
-            "client_timeouts": r.clientTimeouts,
-            "unsent": r.unsent,
-            "latency_ms": obj(corrected),
-            "uncorrected_latency_ms": obj(uncorrected),
-            "histogram": histogram,
-            "versions": r.versions,
-            "timeline": r.timeline.enumerated().map { i, t -> [String: Any] in
-                ["t": i, "ok": t.ok, "errors": t.errors, "p50_ms": t.percentile(50), "p99_ms": t.percentile(99), "versions": t.versions]
-            },
-        ]
-        if case .open(_, let c) = r.mode { out["connections"] = c }
-        if case .closed(let c) = r.mode { out["concurrency"] = c }
-        return out
+/// One point of the corrected-latency histogram: the value at a percentile and the answers at or below it.
+public struct HistogramPoint: Codable, Equatable {
+    public var valueMs: Double
+    public var percentile: Double
+    public var count: UInt64
+
+    enum CodingKeys: String, CodingKey {
+        case valueMs = "value_ms", percentile, count
+    }
+}
+
+/// One second of a run in the report.
+public struct TimelinePoint: Codable, Equatable {
+    public var t: Int
+    public var ok: Int
+    public var errors: Int
+    public var p50Ms: Double
+    public var p99Ms: Double
+    public var versions: [String: Int]
+
+    enum CodingKeys: String, CodingKey {
+        case t, ok, errors, versions
+        case p50Ms = "p50_ms"
+        case p99Ms = "p99_ms"
+    }
+}
+
+/// The contract's JSON object for one phase; the run's top level carries the same fields (`RunReport`).
+/// `requested_rate` is written as null in a closed loop; `connections` (open loop) and `concurrency` (closed loop)
+/// only in their own mode.
+public struct PhaseReport: Codable, Equatable {
+    public var name: String
+    public var mode: String
+    public var requestedRate: Double?
+    public var achievedRate: Double
+    public var durationS: Double
+    public var sent: Int
+    public var ok: Int
+    public var errors: [String: Int]
+    public var clientTimeouts: Int
+    public var unsent: Int
+    public var latencyMs: LatencySummary
+    public var uncorrectedLatencyMs: LatencySummary
+    public var histogram: [HistogramPoint]
+    public var versions: [String: Int]
+    public var timeline: [TimelinePoint]
+    public var connections: Int?
+    public var concurrency: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case name, mode, sent, ok, errors, unsent, histogram, versions, timeline, connections, concurrency
+        case requestedRate = "requested_rate"
+        case achievedRate = "achieved_rate"
+        case durationS = "duration_s"
+        case clientTimeouts = "client_timeouts"
+        case latencyMs = "latency_ms"
+        case uncorrectedLatencyMs = "uncorrected_latency_ms"
     }
 
+    public init(_ r: PhaseResult) {
+        name = r.name
+        mode = r.requestedRate != nil ? "open" : "closed"
+        requestedRate = r.requestedRate
+        achievedRate = r.achievedRate
+        durationS = r.durationS
+        sent = r.sent
+        ok = r.ok
+        errors = r.errors
+        clientTimeouts = r.clientTimeouts
+        unsent = r.unsent
+        latencyMs = LatencySummary(r.corrected)
+        uncorrectedLatencyMs = LatencySummary(r.uncorrected)
+        histogram = r.corrected.totalCount == 0 ? [] : r.corrected.percentiles(ticksPerHalfDistance: 5).map {
+            HistogramPoint(valueMs: Double($0.value) / 1000, percentile: $0.percentile, count: $0.totalCountToThisValue)
+        }
+        versions = r.versions
+        timeline = r.timeline.enumerated().map { i, t in
+            TimelinePoint(t: i, ok: t.ok, errors: t.errors, p50Ms: t.percentile(50), p99Ms: t.percentile(99), versions: t.versions)
+        }
+        switch r.mode {
+        case .open(_, let c): connections = c
+        case .closed(let c): concurrency = c
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(mode, forKey: .mode)
+        try c.encode(requestedRate, forKey: .requestedRate)  // null in a closed loop
+        try c.encode(achievedRate, forKey: .achievedRate)
+        try c.encode(durationS, forKey: .durationS)
+        try c.encode(sent, forKey: .sent)
+        try c.encode(ok, forKey: .ok)
+        try c.encode(errors, forKey: .errors)
+        try c.encode(clientTimeouts, forKey: .clientTimeouts)
+        try c.encode(unsent, forKey: .unsent)
+        try c.encode(latencyMs, forKey: .latencyMs)
+        try c.encode(uncorrectedLatencyMs, forKey: .uncorrectedLatencyMs)
+        try c.encode(histogram, forKey: .histogram)
+        try c.encode(versions, forKey: .versions)
+        try c.encode(timeline, forKey: .timeline)
+        try c.encodeIfPresent(connections, forKey: .connections)
+        try c.encodeIfPresent(concurrency, forKey: .concurrency)
+    }
+}
+
+/// A sweep step: the phase's fields plus the rate asked, the attempt (1, or 2 for the repeat of a failing rate)
+/// and whether it met the objective.
+public struct SweepStepReport: Codable, Equatable {
+    public var phase: PhaseReport
+    public var askedRate: Double
+    public var attempt: Int
+    public var meetsSLO: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case askedRate = "asked_rate"
+        case attempt
+        case meetsSLO = "meets_slo"
+    }
+
+    public init(phase: PhaseReport, askedRate: Double, attempt: Int, meetsSLO: Bool) {
+        self.phase = phase
+        self.askedRate = askedRate
+        self.attempt = attempt
+        self.meetsSLO = meetsSLO
+    }
+
+    public init(from decoder: Decoder) throws {
+        phase = try PhaseReport(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        askedRate = try c.decode(Double.self, forKey: .askedRate)
+        attempt = try c.decode(Int.self, forKey: .attempt)
+        meetsSLO = try c.decode(Bool.self, forKey: .meetsSLO)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try phase.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(askedRate, forKey: .askedRate)
+        try c.encode(attempt, forKey: .attempt)
+        try c.encode(meetsSLO, forKey: .meetsSLO)
+    }
+}
+
+/// zrank-bench's `--json` file. A run: where it ran, then the whole run's phase fields at the top level, the client's
+/// failover counters and, for a scenario of several phases, each phase. A sweep (`mode` "sweep"): where it ran, the
+/// objective, the best rate (null when none met it) and every step.
+public struct RunReport: Codable, Equatable {
+    public var endpoint: String
+    public var modelVersion: String
+    public var candidates: Int
+    public var topK: Int
+    /// A run's result (nil for a sweep).
+    public var total: PhaseReport?
+    public var failoverResends: Int?
+    public var duplicatesDropped: Int?
+    public var phases: [PhaseReport]?
+    /// A sweep's result (nil for a run).
+    public var sweep: Sweep?
+
+    public struct Sweep: Codable, Equatable {
+        public var sloP99Ms: Double
+        public var bestRate: Double?
+        public var bestAskedRate: Double?
+        public var lowestFailingRate: Double?
+        public var steps: [SweepStepReport]
+
+        public init(sloP99Ms: Double, bestRate: Double?, bestAskedRate: Double?, lowestFailingRate: Double?, steps: [SweepStepReport]) {
+            self.sloP99Ms = sloP99Ms
+            self.bestRate = bestRate
+            self.bestAskedRate = bestAskedRate
+            self.lowestFailingRate = lowestFailingRate
+            self.steps = steps
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case endpoint, candidates, phases, mode, sweep
+        case modelVersion = "model_version"
+        case topK = "top_k"
+        case failoverResends = "failover_resends"
+        case duplicatesDropped = "duplicates_dropped"
+        case sloP99Ms = "slo_p99_ms"
+        case bestRate = "best_rate"
+        case bestAskedRate = "best_asked_rate"
+        case lowestFailingRate = "lowest_failing_rate"
+    }
+
+    public init(endpoint: String, modelVersion: String, candidates: Int, topK: Int) {
+        self.endpoint = endpoint
+        self.modelVersion = modelVersion
+        self.candidates = candidates
+        self.topK = topK
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        endpoint = try c.decode(String.self, forKey: .endpoint)
+        modelVersion = try c.decode(String.self, forKey: .modelVersion)
+        candidates = try c.decode(Int.self, forKey: .candidates)
+        topK = try c.decode(Int.self, forKey: .topK)
+        if try c.decodeIfPresent(String.self, forKey: .mode) == "sweep" {
+            sweep = Sweep(
+                sloP99Ms: try c.decode(Double.self, forKey: .sloP99Ms),
+                bestRate: try c.decodeIfPresent(Double.self, forKey: .bestRate),
+                bestAskedRate: try c.decodeIfPresent(Double.self, forKey: .bestAskedRate),
+                lowestFailingRate: try c.decodeIfPresent(Double.self, forKey: .lowestFailingRate),
+                steps: try c.decode([SweepStepReport].self, forKey: .sweep))
+        } else {
+            total = try PhaseReport(from: decoder)
+            failoverResends = try c.decodeIfPresent(Int.self, forKey: .failoverResends)
+            duplicatesDropped = try c.decodeIfPresent(Int.self, forKey: .duplicatesDropped)
+            phases = try c.decodeIfPresent([PhaseReport].self, forKey: .phases)
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        if let total { try total.encode(to: encoder) }
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(endpoint, forKey: .endpoint)
+        try c.encode(modelVersion, forKey: .modelVersion)
+        try c.encode(candidates, forKey: .candidates)
+        try c.encode(topK, forKey: .topK)
+        try c.encodeIfPresent(failoverResends, forKey: .failoverResends)
+        try c.encodeIfPresent(duplicatesDropped, forKey: .duplicatesDropped)
+        try c.encodeIfPresent(phases, forKey: .phases)
+        if let sweep {
+            try c.encode("sweep", forKey: .mode)
+            try c.encode(sweep.sloP99Ms, forKey: .sloP99Ms)
+            try c.encode(sweep.bestRate, forKey: .bestRate)  // null when no rate met the objective
+            try c.encode(sweep.bestAskedRate, forKey: .bestAskedRate)
+            try c.encode(sweep.lowestFailingRate, forKey: .lowestFailingRate)
+            try c.encode(sweep.steps, forKey: .sweep)
+        }
+    }
+
+    /// The file's bytes: pretty-printed, keys sorted.
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+}
+
+/// Text renderings of results.
+public enum Report {
     /// A readable summary.
     public static func text(_ r: PhaseResult) -> String {
         let c = LatencySummary(r.corrected)

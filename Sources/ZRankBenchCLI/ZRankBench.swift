@@ -204,13 +204,13 @@ struct BenchCommand: ParsableCommand {
         let runner = LoadRunner(client: client, workload: workload, timeoutS: timeout.seconds, progress: terminal)
         print("zrank-bench: \(endpoint), model \(info.modelVersion), \(info.catalogSize) items; \(queryList.count) queries, \(candidates) candidates/request")
         let slo = sloP99?.seconds
-        var output: [String: Any] = ["endpoint": endpoint, "model_version": info.modelVersion, "candidates": candidates, "top_k": topK]
+        var output = RunReport(endpoint: endpoint, modelVersion: info.modelVersion, candidates: candidates, topK: topK)
 
         if sweep, let slo {
             var search = SweepSearch(
                 start: rate ?? 20, factor: sweepFactor, maxRate: sweepMaxRate, tolerance: sweepTolerance, maxSteps: sweepMaxSteps)
             var steps: [PhaseResult] = []
-            var tried: [[String: Any]] = []
+            var tried: [SweepStepReport] = []
             var achieved: [Double: Double] = [:]
             print("   asked/s achieved/s    p50 ms    p99 ms    max ms   errors  verdict")
             while let stepRate = search.next() {
@@ -223,11 +223,7 @@ struct BenchCommand: ParsableCommand {
                 let attempt = search.steps.last!.attempt
                 steps.append(r)
                 if meets { achieved[stepRate] = r.achievedRate }
-                var step = Report.json(r)
-                step["asked_rate"] = stepRate
-                step["attempt"] = attempt
-                step["meets_slo"] = meets
-                tried.append(step)
+                tried.append(SweepStepReport(phase: PhaseReport(r), askedRate: stepRate, attempt: attempt, meetsSLO: meets))
                 let verdict = meets ? "meets" : (attempt == 1 ? "over; repeating once" : "over")
                 print(String(format: "%10.1f %10.1f %9.2f %9.2f %9.2f %8d  %@", stepRate, r.achievedRate, s.p50, s.p99, s.max, errs, verdict))
             }
@@ -238,12 +234,9 @@ struct BenchCommand: ParsableCommand {
             } else {
                 print(String(format: "no rate met p99 <= %.1f ms", slo * 1000))
             }
-            output["mode"] = "sweep"
-            output["slo_p99_ms"] = slo * 1000
-            output["best_rate"] = best.map { $0 as Any } ?? NSNull()
-            output["best_asked_rate"] = search.highestPassing.map { $0 as Any } ?? NSNull()
-            output["lowest_failing_rate"] = search.lowestFailing.map { $0 as Any } ?? NSNull()
-            output["sweep"] = tried
+            output.sweep = RunReport.Sweep(
+                sloP99Ms: slo * 1000, bestRate: best, bestAskedRate: search.highestPassing,
+                lowestFailingRate: search.lowestFailing, steps: tried)
             if let plot {
                 try Plot.sweep(steps, title: "zrank sweep: \(candidates) candidates", slo: slo * 1000).write(toFile: plot, atomically: true, encoding: .utf8)
             }
@@ -262,10 +255,10 @@ struct BenchCommand: ParsableCommand {
         }
         let total = results.count == 1 ? results[0] : Report.merge(results)
         if results.count > 1 { print(Report.text(total)) }
-        for (k, v) in Report.json(total) { output[k] = v }
-        output["failover_resends"] = client.resends
-        output["duplicates_dropped"] = client.duplicatesDropped
-        if results.count > 1 { output["phases"] = results.map(Report.json) }
+        output.total = PhaseReport(total)
+        output.failoverResends = client.resends
+        output.duplicatesDropped = client.duplicatesDropped
+        if results.count > 1 { output.phases = results.map(PhaseReport.init) }
         try writeJSON(output)
         if let timelinePlot {
             // A dashed line where each phase starts.
@@ -287,10 +280,9 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    func writeJSON(_ object: [String: Any]) throws {
+    func writeJSON(_ report: RunReport) throws {
         guard let json else { return }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: URL(fileURLWithPath: json))
+        try report.jsonData().write(to: URL(fileURLWithPath: json))
     }
 }
 
