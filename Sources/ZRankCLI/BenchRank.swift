@@ -91,24 +91,62 @@ extension ZRank {
                 let result = try round(seconds)
                 for mode in ["cosine", "heads"] {
                     let m = result[mode]!
-                    let line: [String: Any] = [
-                        "mode": mode, "round": r, "candidates": n, "requests": m.totals.count, "p50_us": pct(m.totals, 0.5),
-                        "p99_us": pct(m.totals, 0.99), "mean_us": m.totals.reduce(0, +) / Double(m.totals.count),
-                        "score_p50_us": pct(m.scores, 0.5), "encode_p50_us": pct(m.encodes, 0.5),
-                    ]
-                    p50[mode, default: []].append(line["p50_us"] as! Double)
-                    scoreP50[mode, default: []].append(line["score_p50_us"] as! Double)
-                    print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self))
+                    let line = BenchRankRound(
+                        mode: mode, round: r, candidates: n, requests: m.totals.count, p50Us: pct(m.totals, 0.5),
+                        p99Us: pct(m.totals, 0.99), meanUs: m.totals.reduce(0, +) / Double(m.totals.count),
+                        scoreP50Us: pct(m.scores, 0.5), encodeP50Us: pct(m.encodes, 0.5))
+                    p50[mode, default: []].append(line.p50Us)
+                    scoreP50[mode, default: []].append(line.scoreP50Us)
+                    print(try jsonLine(line))
                 }
             }
             func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
-            let summary: [String: Any] = [
-                "summary": true, "candidates": n, "rounds": rounds,
-                "cosine_p50_us": median(p50["cosine"]!), "heads_p50_us": median(p50["heads"]!),
-                "heads_over_cosine": median(p50["heads"]!) / median(p50["cosine"]!),
-                "score_only_heads_over_cosine": median(scoreP50["heads"]!) / median(scoreP50["cosine"]!),
-            ]
-            print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
+            let summary = BenchRankSummary(
+                candidates: n, rounds: rounds, cosineP50Us: median(p50["cosine"]!), headsP50Us: median(p50["heads"]!),
+                headsOverCosine: median(p50["heads"]!) / median(p50["cosine"]!),
+                scoreOnlyHeadsOverCosine: median(scoreP50["heads"]!) / median(scoreP50["cosine"]!))
+            print(try jsonLine(summary))
         }
+    }
+}
+
+/// One round of one mode, as `zrank bench-rank` prints it (microseconds).
+struct BenchRankRound: Encodable {
+    var mode: String
+    var round: Int
+    var candidates: Int
+    var requests: Int
+    var p50Us: Double
+    var p99Us: Double
+    var meanUs: Double
+    var scoreP50Us: Double
+    var encodeP50Us: Double
+
+    enum CodingKeys: String, CodingKey {
+        case mode, round, candidates, requests
+        case p50Us = "p50_us"
+        case p99Us = "p99_us"
+        case meanUs = "mean_us"
+        case scoreP50Us = "score_p50_us"
+        case encodeP50Us = "encode_p50_us"
+    }
+}
+
+/// `zrank bench-rank`'s last line: medians over the rounds and the heads/cosine ratios.
+struct BenchRankSummary: Encodable {
+    var summary = true
+    var candidates: Int
+    var rounds: Int
+    var cosineP50Us: Double
+    var headsP50Us: Double
+    var headsOverCosine: Double
+    var scoreOnlyHeadsOverCosine: Double
+
+    enum CodingKeys: String, CodingKey {
+        case summary, candidates, rounds
+        case cosineP50Us = "cosine_p50_us"
+        case headsP50Us = "heads_p50_us"
+        case headsOverCosine = "heads_over_cosine"
+        case scoreOnlyHeadsOverCosine = "score_only_heads_over_cosine"
     }
 }

@@ -49,14 +49,12 @@ extension ZRank {
             let m = model.metadata
             let c = m.config
             if json {
-                let object: [String: Any] = [
-                    "file": file, "valid": true, "format_version": Int(ModelFileFormat.version), "version": m.version,
-                    "content_hash": m.contentHash, "bytes": model.fileSize, "layers": c.numLayers,
-                    "hidden_size": c.hiddenSize, "heads": c.numHeads, "intermediate_size": c.intermediateSize,
-                    "vocab_size": c.vocabSize, "max_positions": c.maxPositions, "tensors": m.tensors.count,
-                ]
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+                let report = InspectReport(
+                    file: file, valid: true, formatVersion: Int(ModelFileFormat.version), version: m.version,
+                    contentHash: m.contentHash, bytes: model.fileSize, layers: c.numLayers, hiddenSize: c.hiddenSize,
+                    heads: c.numHeads, intermediateSize: c.intermediateSize, vocabSize: c.vocabSize,
+                    maxPositions: c.maxPositions, tensors: m.tensors.count)
+                print(try jsonLine(report))
                 return
             }
             print("file:            \(file) (\(model.fileSize) bytes, checksum OK)")
@@ -87,4 +85,38 @@ extension ZRank {
 struct CLIFailure: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
+}
+
+/// `zrank inspect --json`'s one line.
+struct InspectReport: Encodable {
+    var file: String
+    var valid: Bool
+    var formatVersion: Int
+    var version: String
+    var contentHash: String
+    var bytes: Int
+    var layers: Int
+    var hiddenSize: Int
+    var heads: Int
+    var intermediateSize: Int
+    var vocabSize: Int
+    var maxPositions: Int
+    var tensors: Int
+
+    enum CodingKeys: String, CodingKey {
+        case file, valid, version, bytes, layers, heads, tensors
+        case formatVersion = "format_version"
+        case contentHash = "content_hash"
+        case hiddenSize = "hidden_size"
+        case intermediateSize = "intermediate_size"
+        case vocabSize = "vocab_size"
+        case maxPositions = "max_positions"
+    }
+}
+
+/// One compact JSON line with sorted keys (the form the tools print for scripts to read).
+func jsonLine<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
