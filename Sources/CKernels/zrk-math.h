@@ -8,6 +8,21 @@
 
 #include "CKernels.h"
 
+/// Scale and zero point of one row's range [min(0, lo), max(0, hi)] mapped onto [0, 255]: the per-token u8
+/// quantisation every quantise kernel shares (their outputs must agree bit for bit).
+static inline void zrk_u8_range_params(float lo, float hi, float* scale, int32_t* zero) {
+    lo = fminf(lo, 0.0f);
+    hi = fmaxf(hi, 0.0f);
+    float s = (hi - lo) / 255.0f;
+    if (!(s > 0.0f) || !isfinite(s)) {
+        s = 1.0f;
+    }
+    float z = nearbyintf(-lo / s);
+    z = fminf(fmaxf(z, 0.0f), 255.0f);
+    *scale = s;
+    *zero = (int32_t)z;
+}
+
 /// Exact-form GELU, as BERT's "gelu": 0.5 x (1 + erf(x / sqrt(2))).
 static inline float zrk_gelu_ref(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 

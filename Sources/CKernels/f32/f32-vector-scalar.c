@@ -5,20 +5,6 @@
 #include "CKernels.h"
 #include "zrk-math.h"
 
-/// Scale and zero point of one row's range [min(0, lo), max(0, hi)] mapped onto [0, 255].
-static void zrk_u8_range_params(float lo, float hi, float* scale, int32_t* zero) {
-    lo = fminf(lo, 0.0f);
-    hi = fmaxf(hi, 0.0f);
-    float s = (hi - lo) / 255.0f;
-    if (!(s > 0.0f) || !isfinite(s)) {
-        s = 1.0f;
-    }
-    float z = nearbyintf(-lo / s);
-    z = fminf(fmaxf(z, 0.0f), 255.0f);
-    *scale = s;
-    *zero = (int32_t)z;
-}
-
 void zrk_f32_quantize_rows__scalar(
     size_t m, size_t k, size_t kp, const float* x, size_t x_stride, uint8_t* q, size_t q_stride, float* scale,
     int32_t* zero) {

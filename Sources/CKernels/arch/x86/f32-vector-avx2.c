@@ -5,20 +5,8 @@
 #include <string.h>
 
 #include "CKernels.h"
+#include "zrk-math.h"
 #include "zrk-avx2-math.h"
-
-static void zrk_u8_range_params_avx2(float lo, float hi, float* scale, int32_t* zero) {
-    lo = fminf(lo, 0.0f);
-    hi = fmaxf(hi, 0.0f);
-    float s = (hi - lo) / 255.0f;
-    if (!(s > 0.0f) || !isfinite(s)) {
-        s = 1.0f;
-    }
-    float z = nearbyintf(-lo / s);
-    z = fminf(fmaxf(z, 0.0f), 255.0f);
-    *scale = s;
-    *zero = (int32_t)z;
-}
 
 ZRK_AVX2_TARGET void zrk_f32_quantize_rows__avx2(
     size_t m, size_t k, size_t kp, const float* x, size_t x_stride, uint8_t* q, size_t q_stride, float* scale,
@@ -54,7 +42,7 @@ ZRK_AVX2_TARGET void zrk_f32_quantize_rows__avx2(
             lo = fminf(lo, row[j]);
             hi = fmaxf(hi, row[j]);
         }
-        zrk_u8_range_params_avx2(lo, hi, &scale[i], &zero[i]);
+        zrk_u8_range_params(lo, hi, &scale[i], &zero[i]);
         const float inv = 1.0f / scale[i];
         const __m256 vinv = _mm256_set1_ps(inv);
         const __m256i vz = _mm256_set1_epi32(zero[i]);

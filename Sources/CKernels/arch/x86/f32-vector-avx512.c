@@ -6,20 +6,8 @@
 #include <string.h>
 
 #include "CKernels.h"
+#include "zrk-math.h"
 #include "zrk-avx512-math.h"
-
-static void zrk_u8_range_params_avx512(float lo, float hi, float* scale, int32_t* zero) {
-    lo = fminf(lo, 0.0f);
-    hi = fmaxf(hi, 0.0f);
-    float s = (hi - lo) / 255.0f;
-    if (!(s > 0.0f) || !isfinite(s)) {
-        s = 1.0f;
-    }
-    float z = nearbyintf(-lo / s);
-    z = fminf(fmaxf(z, 0.0f), 255.0f);
-    *scale = s;
-    *zero = (int32_t)z;
-}
 
 ZRK_AVX512_TARGET void zrk_f32_quantize_rows__avx512(
     size_t m, size_t k, size_t kp, const float* x, size_t x_stride, uint8_t* q, size_t q_stride, float* scale,
@@ -45,7 +33,7 @@ ZRK_AVX512_TARGET void zrk_f32_quantize_rows__avx512(
         }
         const float lo = _mm512_reduce_min_ps(_mm512_min_ps(vlo0, vlo1));
         const float hi = _mm512_reduce_max_ps(_mm512_max_ps(vhi0, vhi1));
-        zrk_u8_range_params_avx512(lo, hi, &scale[i], &zero[i]);
+        zrk_u8_range_params(lo, hi, &scale[i], &zero[i]);
         const __m512 vinv = _mm512_set1_ps(1.0f / scale[i]);
         const __m512i vz = _mm512_set1_epi32(zero[i]);
         const __m512i vzero = _mm512_setzero_si512();
