@@ -5,6 +5,7 @@
 # Usage: bench/batching/run.sh [rounds] [seconds]   (needs `make model`; builds the demo index when missing)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source bench/lib/pool.sh
 rounds="${1:-2}"
 secs="${2:-15}"
 zrank=.build/release/zrank
@@ -25,7 +26,7 @@ for round in $(seq "$rounds"); do
       endpoint="tcp://127.0.0.1:$port"
       "$zrank" serve --model "$model" --index "$index" --workers 2 --bind "$endpoint" --query-cache 0 --max-batch "$batch" 2>/dev/null &
       pool=$!
-      for _ in $(seq 1 50); do "$zrank" query --endpoint "$endpoint" --text ping --top-k 1 --timeout 500ms >/dev/null 2>&1 && break; done
+      wait_ready "$endpoint" "$zrank"
       name="r${round}-c${candidates}-batch${batch}"
       cmd=("$bench" --endpoint "$endpoint" --concurrency 16 --duration "${secs}s" --warmup 2s --candidates "$candidates" --top-k 10 --json "$out/$name.json")
       echo "zrank serve --model $model --index $index --workers 2 --bind $endpoint --query-cache 0 --max-batch $batch; ${cmd[*]}" > "$out/$name.cmd"

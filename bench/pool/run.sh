@@ -4,6 +4,7 @@
 # Usage: bench/pool/run.sh [seconds-per-run]   (needs `make model`; builds the demo index when missing)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source bench/lib/pool.sh
 secs="${1:-10}"
 zrank=.build/release/zrank
 bench=.build/release/zrank-bench
@@ -30,7 +31,7 @@ for workers in 1 2; do
     endpoint="tcp://127.0.0.1:$port"
     "$zrank" serve --model "$model" --index "$index" --workers "$workers" --bind "$endpoint" 2>/dev/null &
     pool=$!
-    for _ in $(seq 1 50); do "$zrank" query --endpoint "$endpoint" --text ping --top-k 1 --timeout 500ms >/dev/null 2>&1 && break; done
+    wait_ready "$endpoint" "$zrank"
     name="w${workers}-c${candidates}"
     cmd=("$bench" --endpoint "$endpoint" --concurrency 4 --duration "${secs}s" --warmup 2s --candidates "$candidates" --top-k 10 --json "$out/$name.json" --plot "$out/$name.svg")
     echo "${cmd[*]}" > "$out/$name.cmd"

@@ -5,6 +5,7 @@
 # Usage: bench/rollout/run.sh   (needs `make model` and a release build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source bench/lib/pool.sh
 zrank=.build/release/zrank
 bench=.build/release/zrank-bench
 model=models/minilm-l6-int8.zrm
@@ -23,7 +24,7 @@ export ZRANK_TARGET=minilm-v2
   --metrics 127.0.0.1:9464 2> "$out/pool.log" &
 pool=$!
 trap 'kill $pool 2>/dev/null; wait $pool 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do "$zrank" query --endpoint "$endpoint" --text ping --top-k 1 --timeout 500ms >/dev/null 2>&1 && break; done
+wait_ready "$endpoint" "$zrank"
 cmd=("$bench" --endpoint "$endpoint" --scenario bench/scenarios/rollout.yaml --warmup 3s --candidates 100 --top-k 10
      --connections 64 --json "$out/rollout.json" --timeline-plot "$out/rollout.svg")
 echo "${cmd[*]}" > "$out/rollout.cmd"
