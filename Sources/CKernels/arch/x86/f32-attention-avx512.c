@@ -30,6 +30,34 @@ ZRK_AVX512_TARGET void zrk_f32_softmax__avx512(size_t n, float* x) {
     }
 }
 
+/// Transposes a 16 x 16 block held as 16 rows in place: row c of the result is column c of the input. Pairs of rows
+/// interleave (unpack), then pairs of pairs (shuffle_ps), then 128-bit lanes twice (shuffle_f32x4).
+static inline __attribute__((always_inline)) ZRK_AVX512_TARGET void zrk_avx512_transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (size_t i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (size_t i = 0; i < 16; i += 4) {
+        u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    // u[4g + m], lane L: rows 4g..4g+3 of column 4L + m.
+    for (size_t h = 0; h < 2; h++) {
+        for (size_t m = 0; m < 4; m++) {
+            const __m512 a = u[8 * h + m], b = u[8 * h + 4 + m];
+            t[8 * h + m] = _mm512_shuffle_f32x4(a, b, 0x88);      // columns m and 8 + m, rows 8h..8h+7
+            t[8 * h + 4 + m] = _mm512_shuffle_f32x4(a, b, 0xDD);  // columns 4 + m and 12 + m
+        }
+    }
+    for (size_t m = 0; m < 8; m++) {
+        r[m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0x88);
+        r[8 + m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0xDD);
+    }
+}
+
 /// Queries [i0, i0 + rows) of one head, R at a time (R = 4 or 8): each column chunk of K^T and each row of V loaded
 /// feeds R independent FMA chains, and R chains are what keeps the FMA units busy rather than waiting on latency.
 static inline __attribute__((always_inline)) ZRK_AVX512_TARGET void zrk_attention_queries_avx512(
@@ -49,10 +77,25 @@ static inline __attribute__((always_inline)) ZRK_AVX512_TARGET void zrk_attentio
             const __m512 kv = _mm512_maskz_loadu_ps(mask, kt + c * lp + j);
             for (size_t r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][c]), kv, acc[r]);
         }
-        for (size_t r = 0; r < R; r++) _mm512_mask_storeu_ps(pr[r] + j, mask, acc[r]);
+        if (lp <= 16) {
+            // The whole row of scores is one register: softmax it there (lanes past l take no part) and store the
+            // probabilities once, instead of storing the scores and passing over them three more times.
+            const __mmask16 valid = zrk_avx512_tail_mask(l);
+            for (size_t r = 0; r < R; r++) {
+                const __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid, acc[r]);
+                const __m512 e = _mm512_maskz_mov_ps(
+                    valid, zrk_avx512_exp(_mm512_sub_ps(x, _mm512_set1_ps(_mm512_reduce_max_ps(x)))));
+                const __m512 prob = _mm512_mul_ps(e, _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(e)));
+                _mm512_mask_storeu_ps(pr[r], mask, prob);
+            }
+        } else {
+            for (size_t r = 0; r < R; r++) _mm512_mask_storeu_ps(pr[r] + j, mask, acc[r]);
+        }
     }
-    for (size_t r = 0; r < rows; r++) {
-        zrk_f32_softmax__avx512(l, pr[r]);
+    if (lp > 16) {
+        for (size_t r = 0; r < rows; r++) {
+            zrk_f32_softmax__avx512(l, pr[r]);
+        }
     }
     for (size_t r = rows; r < R; r++) {
         pr[r] = pr[0];  // not stored
@@ -77,19 +120,23 @@ ZRK_AVX512_TARGET void zrk_f32_attention__avx512(
     const size_t lp = (l + 7) & ~(size_t)7;
     float* kt = scratch;          // [d][lp]
     float* p = scratch + d * lp;  // [8][lp]: the probabilities of up to eight queries
-    // K^T scaled, element by element: the compiler's gather/scatter form of this loop was slower.
-    for (size_t j = 0; j < l; j++) {
-        const float* kj = k + j * stride;
-#if defined(__clang__)
-#pragma clang loop vectorize(disable)
-#endif
-        for (size_t c = 0; c < d; c++) {
-            kt[c * lp + j] = kj[c] * scale;
-        }
-    }
-    for (size_t c = 0; c < d; c++) {
-        for (size_t j = l; j < lp; j++) {
-            kt[c * lp + j] = 0.0f;
+    // K^T, scaled: blocks of 16 keys x 16 dimensions go through registers (a 16 x 16 transpose in 64 shuffles)
+    // rather than 256 scalar stores each. Keys past l load as zeros, so each K^T row's padding up to lp is written
+    // as zeros too.
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (size_t j0 = 0; j0 < l; j0 += 16) {
+        const __mmask16 keys = zrk_avx512_tail_mask(lp - j0);
+        for (size_t c0 = 0; c0 < d; c0 += 16) {
+            const __mmask16 dims = zrk_avx512_tail_mask(d - c0);
+            __m512 rows[16];
+            for (size_t j = 0; j < 16; j++) {
+                rows[j] = j0 + j < l ? _mm512_mul_ps(_mm512_maskz_loadu_ps(dims, k + (j0 + j) * stride + c0), vscale)
+                                     : _mm512_setzero_ps();
+            }
+            zrk_avx512_transpose16(rows);
+            for (size_t c = 0; c < 16 && c0 + c < d; c++) {
+                _mm512_mask_storeu_ps(kt + (c0 + c) * lp + j0, keys, rows[c]);
+            }
         }
     }
     // Eight queries at a time while at least five are left, then four.
