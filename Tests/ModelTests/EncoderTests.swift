@@ -87,8 +87,8 @@ final class EncoderTests: XCTestCase {
     }
 
     /// A batch of many sequences runs as several groups of whole sequences, and a sequence longer than a group's
-    /// row budget (64 rows per thread) runs its row-wise ops in chunks: neither may change any sequence's embedding.
-    /// A model with 160 positions, so that single sequences pass one and two chunks.
+    /// row budget (128 rows on one or two threads) runs its row-wise ops in chunks: neither may change any sequence's
+    /// embedding. A model with 160 positions, so that single sequences pass one chunk and take two.
     func testManyGroups_andLongSequences_equalOneAtATime_bitForBit_onOneAndTwoThreads() throws {
         let checkpoint = SyntheticCheckpoint(vocabulary: try TestPaths.fixtureVocabulary(), seed: 5, positions: 160)
         let dir = try TestPaths.temporaryDirectory("encoder-groups")
@@ -98,7 +98,7 @@ final class EncoderTests: XCTestCase {
         try ModelConverter.convert(from: dir.appendingPathComponent("ckpt").path, to: path, version: "long")
         let model = try ModelFile(path: path)
         var rng = SplitMix(seed: 17)
-        var lengths = [160, 150, 129, 128, 65, 64, 63, 2, 1]
+        var lengths = [160, 150, 129, 128, 127, 65, 64, 63, 2, 1]
         lengths += (0..<24).map { _ in Int.random(in: 1...40, using: &rng) }
         lengths.shuffle(using: &rng)
         let vocabulary = Int32(checkpoint.vocabulary.count)
