@@ -417,7 +417,8 @@ public final class HandshakeMonitor {
         try socket.connect(endpoint)
     }
 
-    /// Reads the events waiting and returns the latest outcome.
+    /// Reads the events waiting and returns the latest outcome (a failure without detail does not replace a refusal
+    /// or a protocol error seen before it).
     @discardableResult
     public func refresh() -> Outcome {
         while let frames = try? socket.receive(dontWait: true), let first = frames.first, first.count >= 6 {
@@ -427,7 +428,14 @@ public final class HandshakeMonitor {
             case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: outcome = .succeeded
             case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: outcome = .refused(status: value)
             case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: outcome = .protocolError(code: value)
-            case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL: outcome = .failed
+            case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                // A reconnect that ends without detail says nothing new about a peer that already refused the key or
+                // spoke another mechanism: keep the specific reason (a flaky CI run reported "keys that do not
+                // match?" for a refused key when a later attempt's bare failure overwrote the refusal).
+                switch outcome {
+                case .refused, .protocolError: break
+                case .none, .succeeded, .failed: outcome = .failed
+                }
             default: break
             }
         }
