@@ -171,27 +171,26 @@ public final class Encoder {
             longest = max(longest, s.inputIDs.count)
         }
         guard total > 0 else { return }
-        // The batch runs as groups of whole sequences of about rowChunk rows, each through every layer before the
-        // next: a group's activations (hidden, QKV, context, FFN) then stay in L2 from layer to layer instead of
-        // streaming a whole batch's through L3 at every op. Each sequence's arithmetic is the same in any grouping.
-        var groups: [Range<Int>] = []
-        var widest = 0
+        // The batch runs as groups of whole sequences of at most rowChunk rows (a longer sequence alone), each through
+        // every layer before the next: a group's activations (hidden, QKV, context, FFN) then stay in L2 from layer to
+        // layer instead of streaming a whole batch's through L3 at every op. A group never overshoots rowChunk, so
+        // the row-wise chunks inside `forward` split only a single long sequence, never leave a few-row tail chunk
+        // behind a full one. Each sequence's arithmetic is the same in any grouping.
+        var groups: [(sequences: Range<Int>, rows: Int)] = []
         var start = 0
         while start < sequences.count {
-            var end = start
-            var rows = 0
-            while end < sequences.count && (rows < rowChunk || end == start) {
+            var end = start + 1
+            var rows = sequences[start].inputIDs.count
+            while end < sequences.count && rows + sequences[end].inputIDs.count <= rowChunk {
                 rows += sequences[end].inputIDs.count
                 end += 1
             }
-            groups.append(start..<end)
-            widest = max(widest, rows)
+            groups.append((start..<end, rows))
             start = end
         }
-        reserve(tokens: widest, longest: longest)
+        reserve(tokens: groups.map(\.rows).max()!, longest: longest)
         for group in groups {
-            let rows = sequences[group].reduce(0) { $0 + $1.inputIDs.count }
-            forward(sequences[group], tokens: rows, output: output + group.lowerBound * dimension)
+            forward(sequences[group.sequences], tokens: group.rows, output: output + group.sequences.lowerBound * dimension)
         }
         if profiling { profile.forwards += 1 }  // one per batch embedded, whatever its grouping
     }
