@@ -50,6 +50,9 @@ public final class PoolClient {
     private var answered = Set<UInt64>()
     private var answeredOrder: [UInt64] = []
     private var turn = 0
+    /// Whether some request may be held here, taken by no router yet: set when a dispatch finds no router, cleared
+    /// by the pump that finds none held. `send` checks it instead of scanning every outstanding request each time.
+    private var mayHoldRequests = false
     /// The endpoints as given, comma-separated.
     public let endpoint: String
     public var endpoints: [String] { links.map(\.endpoint) }
@@ -126,7 +129,7 @@ public final class PoolClient {
         try dispatch(&request, now: now, avoiding: nil)
         outstanding[requestID] = request
         // A router took this one: earlier requests held while none was connected go out now too.
-        if request.link != nil, outstanding.values.contains(where: { $0.link == nil }) { _ = try pump(now: now) }
+        if request.link != nil, mayHoldRequests { _ = try pump(now: now) }
     }
 
     /// Sends raw frames to the first router (tests of malformed input).
@@ -208,6 +211,7 @@ public final class PoolClient {
     private func pump(now: UInt64) throws(ZMQError) -> UInt64 {
         var wake = now + 50_000_000
         let tryNs = UInt64(tryTimeoutMs) * 1_000_000
+        var held = false
         for (id, var request) in outstanding {
             if now >= request.deadline {
                 outstanding[id] = nil  // the caller times it out
@@ -217,7 +221,10 @@ public final class PoolClient {
             if request.link == nil {
                 try dispatch(&request, now: now, avoiding: nil)
                 outstanding[id] = request
-                if request.link == nil { wake = min(wake, now + 5_000_000) }
+                if request.link == nil {
+                    held = true
+                    wake = min(wake, now + 5_000_000)
+                }
             } else if links.count > 1, let at = request.link, now - request.triedAt >= tryNs {
                 // The router did not answer in time: unless it was heard from since, skip it for a while.
                 if links[at].lastHeard < request.triedAt { links[at].downUntil = now + 1_000_000_000 }
@@ -231,6 +238,7 @@ public final class PoolClient {
                 wake = min(wake, request.triedAt + tryNs)
             }
         }
+        mayHoldRequests = held  // (a throw above leaves the hint set: dispatch sets it for every request it holds)
         return wake
     }
 
@@ -275,6 +283,7 @@ public final class PoolClient {
             return
         }
         request.link = nil
+        mayHoldRequests = true
     }
 
     private func remember(_ id: UInt64) {
