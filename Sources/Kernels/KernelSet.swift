@@ -57,6 +57,8 @@ public enum PackedWeights {
     public static let blockColumns = Int(ZRK_NR)
     /// K is padded to a multiple of this.
     public static let kAlignment = Int(ZRK_KR)
+    /// The largest K (input width) the GEMMs take.
+    public static let maxK = Int(ZRK_MAX_K)
 
     /// K padded to the kernels' multiple.
     @inlinable
@@ -72,7 +74,7 @@ public enum PackedWeights {
     ///   - bias: N biases, or nil for zero.
     /// - Returns: the packed bytes (`byteCount(k:n:)` of them).
     public static func pack(k: Int, n: Int, weights: [Int8], scales: [Float], bias: [Float]?) -> [UInt8] {
-        precondition(weights.count == k * n && scales.count == n && (bias?.count ?? n) == n)
+        precondition(weights.count == k * n && scales.count == n && (bias?.count ?? n) == n && k <= maxK)
         var out = [UInt8](repeating: 0, count: byteCount(k: k, n: n))
         weights.withUnsafeBufferPointer { w in
             scales.withUnsafeBufferPointer { s in

@@ -131,6 +131,9 @@ public enum ModelConverter {
         guard config.hiddenSize % config.numHeads == 0 else {
             throw ModelError.unsupportedModel("hidden_size is not a multiple of num_attention_heads")
         }
+        guard config.hiddenSize <= PackedWeights.maxK, config.intermediateSize <= PackedWeights.maxK else {
+            throw ModelError.unsupportedModel("hidden_size and intermediate_size above \(PackedWeights.maxK)")
+        }
         return config
     }
 

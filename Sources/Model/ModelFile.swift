@@ -217,8 +217,10 @@ public final class ModelFile: @unchecked Sendable {
             byName[t.name] = t
         }
         let c = metadata.config
-        guard (1...65_536).contains(c.hiddenSize), (1...1024).contains(c.numHeads), c.hiddenSize % c.numHeads == 0,
-            (1...1024).contains(c.numLayers), (1...1 << 20).contains(c.intermediateSize),
+        // Hidden and intermediate sizes are the GEMMs' K.
+        guard (1...PackedWeights.maxK).contains(c.hiddenSize), (1...1024).contains(c.numHeads),
+            c.hiddenSize % c.numHeads == 0, (1...1024).contains(c.numLayers),
+            (1...PackedWeights.maxK).contains(c.intermediateSize),
             (1...65_536).contains(c.maxPositions), (1...1024).contains(c.typeVocabSize),
             (1...1 << 24).contains(c.vocabSize), c.layerNormEps.isFinite, c.layerNormEps >= 0,
             c.vocabSize == metadata.tokenizer.vocabulary.count

@@ -28,6 +28,9 @@ extern "C" {
 #define ZRK_NR 16
 #define ZRK_KR 4
 #define ZRK_BLOCK_HEADER_BYTES 192
+/// The largest K the GEMMs take: int32 accumulators of u8 x s8 stay exact below 65,793, and the AVX-512 VNNI
+/// epilogue splits colsum / 128 (|colsum| <= 128 K) into int16.
+#define ZRK_MAX_K 32767
 
 /// Bytes of one packed 16-column block for a K of `k` (padded internally).
 size_t zrk_qu8s8_packed_block_bytes(size_t k);

@@ -14,6 +14,7 @@ size_t zrk_qu8s8_packed_bytes(size_t k, size_t n) {
 
 void zrk_qu8s8_pack_weights(
     size_t k, size_t n, const int8_t* w, size_t w_stride, const float* scale, const float* bias, void* packed) {
+    assert(k <= ZRK_MAX_K);
     const size_t kp = round_up(k, ZRK_KR);
     const size_t blocks = round_up(n, ZRK_NR) / ZRK_NR;
     const size_t block_bytes = zrk_qu8s8_packed_block_bytes(k);
