@@ -45,6 +45,38 @@ final class VectorKernelTests: XCTestCase {
         }
     }
 
+    /// Many rows in one call (the AVX-512 kernel works through rows in batches of 16, in phases) equal the scalar
+    /// kernel's, row by row, with a row stride wider than the row.
+    func testQuantizeRows_manyRowsInOneCall_areBitExactWithScalar() {
+        var rng = SeededGenerator(seed: 11)
+        for n in [7, 384, 385, 1536] {
+            for m in [1, 15, 16, 17, 37] {
+                let stride = n + 5
+                var x = [Float](repeating: 0, count: m * stride)
+                for i in 0..<m {
+                    let scale: Float = [4, 1e-3, 30][i % 3]
+                    let shift: Float = i % 4 == 0 ? 2 : 0  // some rows all above zero
+                    for j in 0..<n { x[i * stride + j] = Float.random(in: -scale...scale, using: &rng) + shift }
+                }
+                let kp = PackedWeights.paddedK(n)
+                var expected: ([UInt8], [Float], [Int32])?
+                for set in sets {
+                    var q = [UInt8](repeating: 0xAA, count: m * kp)
+                    var s = [Float](repeating: 0, count: m)
+                    var z = [Int32](repeating: 0, count: m)
+                    set.config.pointee.quantize_rows(m, n, kp, x, stride, &q, kp, &s, &z)
+                    guard let e = expected else {
+                        expected = (q, s, z)
+                        continue
+                    }
+                    XCTAssertEqual(q, e.0, "\(set.isa) m=\(m) n=\(n)")
+                    XCTAssertEqual(s, e.1, "\(set.isa) m=\(m) n=\(n)")
+                    XCTAssertEqual(z, e.2, "\(set.isa) m=\(m) n=\(n)")
+                }
+            }
+        }
+    }
+
     func testLayerNorm_withAndWithoutResidual_withinTolerance() {
         var rng = SeededGenerator(seed: 2)
         for n in lengths where n > 1 {
