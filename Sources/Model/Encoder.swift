@@ -219,8 +219,8 @@ public final class Encoder {
 
     /// C = act(quantise(A) x W + b): quantises `m` rows of `a` (k wide) per token, then runs the GEMM.
     private func linear(
-        m: Int, k: Int, n: Int, a: UnsafePointer<Float>, weights: UnsafeRawPointer, activation: zrk_activation,
-        c: UnsafeMutablePointer<Float>
+        _ op: EncoderProfile.Op, m: Int, k: Int, n: Int, a: UnsafePointer<Float>, weights: UnsafeRawPointer,
+        activation: zrk_activation, c: UnsafeMutablePointer<Float>
     ) {
         let kp = PackedWeights.paddedK(k)
         let cfg = kernels.config
@@ -233,8 +233,8 @@ public final class Encoder {
             cfg, pool, m, n, k, arena.quantized, kp, arena.wide, weights, c, n * 4,
             &params)
         if profiling {
-            profile.add(activation == ZRK_ACTIVATION_GELU ? .gemmGELU : .gemm, since: &t0)
-            profile.gemmOps += 2 * m * n * k
+            profile.add(op, since: &t0)
+            profile.ops[op, default: 0] += 2 * m * n * k
         }
     }
 
@@ -275,7 +275,7 @@ public final class Encoder {
 
         let scale = 1 / Float(d).squareRoot()
         for layer in weights.layers {
-            linear(m: t, k: h, n: 3 * h, a: hidden, weights: layer.qkv, activation: ZRK_ACTIVATION_NONE, c: qkv)
+            linear(.gemmQKV, m: t, k: h, n: 3 * h, a: hidden, weights: layer.qkv, activation: ZRK_ACTIVATION_NONE, c: qkv)
             if profiling { t0 = EncoderProfile.now() }
             offsets.withUnsafeBufferPointer { o in
                 lengths.withUnsafeBufferPointer { l in
@@ -294,15 +294,15 @@ public final class Encoder {
                 let hid = hidden + c0 * h
                 let proj = projected + c0 * h
                 linear(
-                    m: rows, k: h, n: h, a: context + c0 * h, weights: layer.attnOut, activation: ZRK_ACTIVATION_NONE,
+                    .gemmAttentionOut, m: rows, k: h, n: h, a: context + c0 * h, weights: layer.attnOut, activation: ZRK_ACTIVATION_NONE,
                     c: proj)
                 if profiling { t0 = EncoderProfile.now() }
                 zrk_add_layernorm_parallel(
                     kernels.config, pool, rows, h, proj, h, hid, h, layer.attnGamma, layer.attnBeta,
                     config.layerNormEps, hid, h)
                 if profiling { profile.add(.layerNorm, since: &t0) }
-                linear(m: rows, k: h, n: inner, a: hid, weights: layer.ffnIn, activation: ZRK_ACTIVATION_GELU, c: ffn)
-                linear(m: rows, k: inner, n: h, a: ffn, weights: layer.ffnOut, activation: ZRK_ACTIVATION_NONE, c: proj)
+                linear(.gemmGELU, m: rows, k: h, n: inner, a: hid, weights: layer.ffnIn, activation: ZRK_ACTIVATION_GELU, c: ffn)
+                linear(.gemmFFNOut, m: rows, k: inner, n: h, a: ffn, weights: layer.ffnOut, activation: ZRK_ACTIVATION_NONE, c: proj)
                 if profiling { t0 = EncoderProfile.now() }
                 zrk_add_layernorm_parallel(
                     kernels.config, pool, rows, h, proj, h, hid, h, layer.ffnGamma, layer.ffnBeta,
@@ -338,17 +338,26 @@ public struct EncoderProfile: Sendable, Equatable {
     public enum Op: String, CaseIterable, Sendable {
         case embeddings = "embeddings (lookup + position + type)"
         case quantize = "quantise activations (per-token u8)"
-        case gemm = "int8 GEMM (QKV, attention out, FFN out)"
+        case gemmQKV = "int8 GEMM, QKV"
+        case gemmAttentionOut = "int8 GEMM, attention out"
         case gemmGELU = "int8 GEMM + GELU epilogue (FFN in)"
+        case gemmFFNOut = "int8 GEMM, FFN out"
         case attention = "attention (scores, softmax, context)"
         case layerNorm = "residual add + LayerNorm"
         case pooling = "mean pooling + L2 norm"
     }
 
     public private(set) var nanos: [Op: UInt64] = [:]
-    /// Multiply-adds x 2 of the GEMMs timed.
-    public var gemmOps = 0
+    /// Multiply-adds x 2 timed per GEMM op.
+    public var ops: [Op: Int] = [:]
     public var forwards = 0
+
+    /// The GEMM ops.
+    public static let gemms: [Op] = [.gemmQKV, .gemmAttentionOut, .gemmGELU, .gemmFFNOut]
+    /// Multiply-adds x 2 of all the GEMMs timed.
+    public var gemmOps: Int { Self.gemms.reduce(0) { $0 + (ops[$1] ?? 0) } }
+    /// Nanoseconds of all the GEMMs timed.
+    public var gemmNanos: UInt64 { Self.gemms.reduce(0) { $0 + (nanos[$1] ?? 0) } }
 
     public init() {}
 

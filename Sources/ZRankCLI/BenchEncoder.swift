@@ -86,14 +86,15 @@ extension ZRank {
             let p = encoder.profile
             let forwards = Double(max(1, p.forwards))
             print("")
-            print("| op (batch \(batch) x \(seq) tokens, \(threads) thread\(threads == 1 ? "" : "s"), \(encoder.kernels.isa)) | ms per batch | share |")
-            print("| --- | --- | --- |")
+            print("| op (batch \(batch) x \(seq) tokens, \(threads) thread\(threads == 1 ? "" : "s"), \(encoder.kernels.isa)) | ms per batch | share | GOP/s |")
+            print("| --- | --- | --- | --- |")
             for op in EncoderProfile.Op.allCases {
                 let ns = Double(p.nanos[op] ?? 0)
-                print(String(format: "| %@ | %.3f | %.1f%% |", op.rawValue, ns / forwards / 1e6, 100 * ns / Double(max(1, p.total))))
+                let rate = p.ops[op].map { String(format: "%.1f", Double($0) / max(1, ns)) } ?? ""
+                print(String(format: "| %@ | %.3f | %.1f%% | %@ |", op.rawValue, ns / forwards / 1e6, 100 * ns / Double(max(1, p.total)), rate))
             }
-            let gemmNanos = Double((p.nanos[.gemm] ?? 0) + (p.nanos[.gemmGELU] ?? 0))
-            print(String(format: "| total (%d batches profiled) | %.3f | 100%% |", p.forwards, Double(p.total) / forwards / 1e6))
+            let gemmNanos = Double(p.gemmNanos)
+            print(String(format: "| total (%d batches profiled) | %.3f | 100%% | |", p.forwards, Double(p.total) / forwards / 1e6))
             print(String(format: "GEMM: %.1f GOP/s over its own time; everything else: %.1f%% of the forward", Double(p.gemmOps) / max(1, gemmNanos), 100 * (1 - gemmNanos / Double(max(1, p.total)))))
         }
     }
