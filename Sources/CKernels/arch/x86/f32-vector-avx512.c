@@ -85,46 +85,71 @@ ZRK_AVX512_TARGET void zrk_f32_quantize_rows__avx512(
 ZRK_AVX512_TARGET void zrk_f32_add_layernorm__avx512(
     size_t m, size_t n, const float* x, size_t x_stride, const float* r, size_t r_stride, const float* gamma,
     const float* beta, float eps, float* y, size_t y_stride) {
-    for (size_t i = 0; i < m; i++) {
-        const float* xr = x + i * x_stride;
-        const float* rr = r != NULL ? r + i * r_stride : NULL;
-        float* yr = y + i * y_stride;
-        __m512 vsum0 = _mm512_setzero_ps(), vsum1 = _mm512_setzero_ps();
-        size_t j = 0;
-        for (; j < n; j += 16) {
-            const __mmask16 mask = zrk_avx512_tail_mask(n - j);
-            __m512 v = _mm512_maskz_loadu_ps(mask, xr + j);
-            if (rr != NULL) {
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, rr + j));
+    // Rows go in batches of up to 8 through three phases (sums, variances, normalisation), like the quantise
+    // kernel: row by row, each row's two reductions and its square root stalled the core between short loops.
+    // Each sum runs two accumulators, 32 values a step; the masked tail (lanes past n add zero) goes to the first.
+    enum { BATCH = 8 };
+    for (size_t i0 = 0; i0 < m; i0 += BATCH) {
+        const size_t rows = m - i0 < BATCH ? m - i0 : BATCH;
+        float mean[BATCH], rstd[BATCH];
+        for (size_t b = 0; b < rows; b++) {
+            const float* xr = x + (i0 + b) * x_stride;
+            const float* rr = r != NULL ? r + (i0 + b) * r_stride : NULL;
+            float* yr = y + (i0 + b) * y_stride;
+            __m512 vsum0 = _mm512_setzero_ps(), vsum1 = _mm512_setzero_ps();
+            size_t j = 0;
+            for (; j + 32 <= n; j += 32) {
+                __m512 v0 = _mm512_loadu_ps(xr + j), v1 = _mm512_loadu_ps(xr + j + 16);
+                if (rr != NULL) {
+                    v0 = _mm512_add_ps(v0, _mm512_loadu_ps(rr + j));
+                    v1 = _mm512_add_ps(v1, _mm512_loadu_ps(rr + j + 16));
+                }
+                _mm512_storeu_ps(yr + j, v0);
+                _mm512_storeu_ps(yr + j + 16, v1);
+                vsum0 = _mm512_add_ps(vsum0, v0);
+                vsum1 = _mm512_add_ps(vsum1, v1);
             }
-            _mm512_mask_storeu_ps(yr + j, mask, v);
-            if ((j / 16) % 2 == 0) {
+            for (; j < n; j += 16) {
+                const __mmask16 mask = zrk_avx512_tail_mask(n - j);
+                __m512 v = _mm512_maskz_loadu_ps(mask, xr + j);
+                if (rr != NULL) {
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, rr + j));
+                }
+                _mm512_mask_storeu_ps(yr + j, mask, v);
                 vsum0 = _mm512_add_ps(vsum0, v);
-            } else {
-                vsum1 = _mm512_add_ps(vsum1, v);
             }
+            mean[b] = _mm512_reduce_add_ps(_mm512_add_ps(vsum0, vsum1)) / (float)n;
         }
-        const float mean = _mm512_reduce_add_ps(_mm512_add_ps(vsum0, vsum1)) / (float)n;
-        const __m512 vmean = _mm512_set1_ps(mean);
-        __m512 vvar0 = _mm512_setzero_ps(), vvar1 = _mm512_setzero_ps();
-        for (j = 0; j < n; j += 16) {
-            const __mmask16 mask = zrk_avx512_tail_mask(n - j);
-            const __m512 d = _mm512_maskz_sub_ps(mask, _mm512_maskz_loadu_ps(mask, yr + j), vmean);
-            if ((j / 16) % 2 == 0) {
+        for (size_t b = 0; b < rows; b++) {
+            const float* yr = y + (i0 + b) * y_stride;
+            const __m512 vmean = _mm512_set1_ps(mean[b]);
+            __m512 vvar0 = _mm512_setzero_ps(), vvar1 = _mm512_setzero_ps();
+            size_t j = 0;
+            for (; j + 32 <= n; j += 32) {
+                const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(yr + j), vmean);
+                const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(yr + j + 16), vmean);
+                vvar0 = _mm512_fmadd_ps(d0, d0, vvar0);
+                vvar1 = _mm512_fmadd_ps(d1, d1, vvar1);
+            }
+            for (; j < n; j += 16) {
+                const __mmask16 mask = zrk_avx512_tail_mask(n - j);
+                const __m512 d = _mm512_maskz_sub_ps(mask, _mm512_maskz_loadu_ps(mask, yr + j), vmean);
                 vvar0 = _mm512_fmadd_ps(d, d, vvar0);
-            } else {
-                vvar1 = _mm512_fmadd_ps(d, d, vvar1);
             }
+            const float var = _mm512_reduce_add_ps(_mm512_add_ps(vvar0, vvar1));
+            rstd[b] = 1.0f / sqrtf(var / (float)n + eps);
         }
-        const float var = _mm512_reduce_add_ps(_mm512_add_ps(vvar0, vvar1));
-        const float rstd = 1.0f / sqrtf(var / (float)n + eps);
-        const __m512 vrstd = _mm512_set1_ps(rstd);
-        for (j = 0; j < n; j += 16) {
-            const __mmask16 mask = zrk_avx512_tail_mask(n - j);
-            const __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, yr + j), vmean), vrstd);
-            _mm512_mask_storeu_ps(
-                yr + j, mask,
-                _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(mask, gamma + j), _mm512_maskz_loadu_ps(mask, beta + j)));
+        for (size_t b = 0; b < rows; b++) {
+            float* yr = y + (i0 + b) * y_stride;
+            const __m512 vmean = _mm512_set1_ps(mean[b]);
+            const __m512 vrstd = _mm512_set1_ps(rstd[b]);
+            for (size_t j = 0; j < n; j += 16) {
+                const __mmask16 mask = zrk_avx512_tail_mask(n - j);
+                const __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, yr + j), vmean), vrstd);
+                _mm512_mask_storeu_ps(
+                    yr + j, mask,
+                    _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(mask, gamma + j), _mm512_maskz_loadu_ps(mask, beta + j)));
+            }
         }
     }
 }
