@@ -2,8 +2,8 @@
 """Writes Sources/CKernels/arch/x86/zrk-gelu-table.h: the piecewise polynomial the AVX-512 GELU evaluates.
 
 GELU(x) = x * Phi(x) = max(x, 0) - R(|x|), with R(z) = z * Q(z) and Q(z) = Phi(-z) = erfc(z / sqrt 2) / 2.
-R is smooth and small (at most 0.17, below 1e-8 past z = 5.9), so an absolute error of 1e-7 in R is one in GELU.
-[0, 5.906] is cut into 32 intervals of width 3/16 centred on k * 3/16; on each, R(k w + t) for |t| <= w/2 is a
+R is smooth and small (at most 0.17, below 1e-13 past z = 7.7), so an absolute error of 1e-7 in R is one in GELU.
+[0, 7.875] is cut into 32 intervals of width 1/4 centred on k / 4; on each, R(k w + t) for |t| <= w/2 is a
 degree-4 polynomial in t fitted by least squares on Chebyshev nodes (close to minimax). The kernel picks the 32
 coefficients of each power with one vpermt2ps per power, indexed by k.
 
@@ -18,9 +18,10 @@ import numpy as np
 from scipy.special import erf, erfc
 
 INTERVALS = 32
-WIDTH = 3 / 16
+FRACTION_BITS = 2
+WIDTH = 2.0 ** -FRACTION_BITS  # a power of two: vreduceps gives t = z - round(z / w) w in one instruction
 DEGREE = 4
-CLAMP = 5.9  # |x| beyond this is evaluated at 5.9, where R < 2e-8
+CLAMP = 7.7  # |x| beyond this is evaluated at 7.7, where R < 1e-13
 
 
 def r(z):
@@ -68,6 +69,7 @@ def main():
     print("#define ZRK_GELU_TABLE_H")
     print(f"#define ZRK_GELU_INTERVALS {INTERVALS}")
     print(f"#define ZRK_GELU_WIDTH {WIDTH!r}f")
+    print(f"#define ZRK_GELU_FRACTION_BITS {FRACTION_BITS}")
     print(f"#define ZRK_GELU_INV_WIDTH {1 / WIDTH!r}f")
     print(f"#define ZRK_GELU_CLAMP {CLAMP!r}f")
     print(f"#define ZRK_GELU_DEGREE {DEGREE}")

@@ -7,7 +7,7 @@
 #include "CKernels.h"
 #include "zrk-avx512-math.h"
 
-#define ZRK_AVX512VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+#define ZRK_AVX512VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")))
 
 /// A block's epilogue constants, loaded once per tile (the stores to C could alias the block as far as the compiler
 /// knows, so it would reload them for every row).

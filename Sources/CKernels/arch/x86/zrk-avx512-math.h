@@ -7,23 +7,24 @@
 
 #include "zrk-gelu-table.h"
 
-#define ZRK_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#define ZRK_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")))
 
 /// Exact-form GELU 0.5 x (1 + erf(x / sqrt 2)), written as max(x, 0) - R(|x|) with R(z) = z * erfc(z / sqrt 2) / 2,
-/// and R a piecewise degree-4 polynomial over 32 intervals of |x| (zrk-gelu-table.h, from scripts/gelu-table.py;
-/// error < 1e-7 against the double-precision GELU). The interval index comes from one fused multiply-add onto
-/// 1.5 * 2^23, whose low mantissa bits are then round(|x| / w); vpermt2ps picks each power's coefficient for all 16
-/// lanes from a 32-entry table in two registers. 16 operations for 16 values: the rational erf it replaces took 22,
-/// one of them vrcp14ps.
+/// and R a piecewise degree-4 polynomial over 32 intervals of |x| of width 1/4 (zrk-gelu-table.h, from
+/// scripts/gelu-table.py; error < 1e-7 against the double-precision GELU). vrangeps takes min(|x|, clamp) in one
+/// instruction; the interval index comes from one fused multiply-add onto 1.5 * 2^23, whose low mantissa bits are
+/// then round(4 |x|); vreduceps gives the offset from the interval's centre, |x| - round(4 |x|) / 4, exactly, with
+/// the same round-to-nearest-even; vpermt2ps picks each power's coefficient for all 16 lanes from a 32-entry table
+/// in two registers. 14 operations for 16 values: the rational erf it replaces took 22, one of them vrcp14ps.
 static inline ZRK_AVX512_TARGET __m512 zrk_avx512_gelu(__m512 x) {
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    const __m512 z = _mm512_min_ps(_mm512_abs_ps(x), _mm512_set1_ps(ZRK_GELU_CLAMP));
-    const __m512 f = _mm512_fmadd_ps(z, _mm512_set1_ps(ZRK_GELU_INV_WIDTH), magic);
-    const __m512i k = _mm512_castps_si512(f);
-    const __m512 t = _mm512_fnmadd_ps(_mm512_sub_ps(f, magic), _mm512_set1_ps(ZRK_GELU_WIDTH), z);
+    // vrangeps imm 0x0A: the smaller absolute value, sign cleared.
+    const __m512 z = _mm512_range_ps(x, _mm512_set1_ps(ZRK_GELU_CLAMP), 0x0A);
+    const __m512i k = _mm512_castps_si512(
+        _mm512_fmadd_ps(z, _mm512_set1_ps(ZRK_GELU_INV_WIDTH), _mm512_set1_ps(12582912.0f)));
+    // vreduceps imm: fraction bits kept in [7:4], round to nearest even, precision exception suppressed.
+    const __m512 t = _mm512_reduce_ps(z, (ZRK_GELU_FRACTION_BITS << 4) | _MM_FROUND_NO_EXC);
 #define ZRK_GELU_COEF(d) \
-    _mm512_permutex2var_ps( \
-        _mm512_load_ps(zrk_gelu_table[d]), k, _mm512_load_ps(zrk_gelu_table[d] + 16))
+    _mm512_permutex2var_ps(_mm512_load_ps(zrk_gelu_table[d]), k, _mm512_load_ps(zrk_gelu_table[d] + 16))
     __m512 p = ZRK_GELU_COEF(4);
     p = _mm512_fmadd_ps(p, t, ZRK_GELU_COEF(3));
     p = _mm512_fmadd_ps(p, t, ZRK_GELU_COEF(2));
