@@ -2,8 +2,13 @@
 #include "CKernels.h"
 
 // K^T ([d][lp]) and up to eight rows of probabilities ([8][lp]), lp = l rounded up to 8: the AVX-512 kernel's need,
-// which covers the AVX2 kernel's four rows and the scalar kernel's one.
-size_t zrk_attention_scratch_floats(size_t l, size_t d) { return (d + 8) * ((l + 7) & ~(size_t)7); }
+// which covers the AVX2 kernel's four rows and the scalar kernel's one; at least the AVX-512 kernel's Q^T ([d][16])
+// and P^T ([16][16]) for sequences of up to 16 tokens.
+size_t zrk_attention_scratch_floats(size_t l, size_t d) {
+    const size_t general = (d + 8) * ((l + 7) & ~(size_t)7);
+    const size_t short_path = 16 * (d + 16);
+    return general > short_path ? general : short_path;
+}
 
 struct zrk_attention_task {
     const struct zrk_kernel_config* config;

@@ -114,9 +114,100 @@ static inline __attribute__((always_inline)) ZRK_AVX512_TARGET void zrk_attentio
     }
 }
 
+/// Up to 16 queries' probabilities times V: out[i] = sum over j < l of pt[16 j + i] V[j], R queries at a time (the
+/// lanes of pt past l hold finite values that are never stored).
+static inline __attribute__((always_inline)) ZRK_AVX512_TARGET void zrk_attention_short_pv(
+    const size_t R, size_t i0, size_t rows, size_t l, size_t d, const float* pt, const float* v, size_t stride,
+    float* out, size_t out_stride) {
+    for (size_t c0 = 0; c0 < d; c0 += 16) {
+        const __mmask16 dims = zrk_avx512_tail_mask(d - c0);
+        __m512 acc[8];
+        for (size_t r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+        for (size_t j = 0; j < l; j++) {
+            const __m512 vv = _mm512_maskz_loadu_ps(dims, v + j * stride + c0);
+            const float* pj = pt + j * 16 + i0;
+            for (size_t r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(pj[r]), vv, acc[r]);
+        }
+        for (size_t r = 0; r < rows; r++) {
+            _mm512_mask_storeu_ps(out + (i0 + r) * out_stride + c0, dims, acc[r]);
+        }
+    }
+}
+
+/// Scores of J keys (J = 4, 8, 12 or 16; keys from l on are masked out) for all queries at once, as S^T: one
+/// register per key, a lane per query. Each FMA broadcasts K[j][c] against row c of Q^T.
+static inline __attribute__((always_inline)) ZRK_AVX512_TARGET void zrk_attention_short_scores(
+    const size_t J, size_t l, size_t d, const float* qt, const float* k, size_t stride, float* pt) {
+    const float* krow[16];
+    for (size_t j = 0; j < J; j++) krow[j] = k + (j < l ? j : 0) * stride;  // keys past l repeat key 0, masked below
+    __m512 s[16];
+    for (size_t j = 0; j < J; j++) s[j] = _mm512_setzero_ps();
+    for (size_t c = 0; c < d; c++) {
+        const __m512 qc = _mm512_loadu_ps(qt + c * 16);
+        for (size_t j = 0; j < J; j++) s[j] = _mm512_fmadd_ps(_mm512_set1_ps(krow[j][c]), qc, s[j]);
+    }
+    for (size_t j = 1; j < J; j++) {
+        if (j >= l) s[j] = _mm512_set1_ps(-INFINITY);
+    }
+    // Softmax over the keys: lane-wise across the registers, so no horizontal reductions.
+    __m512 m[16];
+    for (size_t j = 0; j < J; j++) m[j] = s[j];
+    for (size_t w = 1; w < J; w *= 2) {
+        for (size_t j = 0; j + w < J; j += 2 * w) m[j] = _mm512_max_ps(m[j], m[j + w]);
+    }
+    for (size_t j = 0; j < J; j++) s[j] = zrk_avx512_exp(_mm512_sub_ps(s[j], m[0]));
+    for (size_t j = 0; j < J; j++) m[j] = s[j];
+    for (size_t w = 1; w < J; w *= 2) {
+        for (size_t j = 0; j + w < J; j += 2 * w) m[j] = _mm512_add_ps(m[j], m[j + w]);
+    }
+    const __m512 inv = _mm512_div_ps(_mm512_set1_ps(1.0f), m[0]);
+    for (size_t j = 0; j < J && j < l; j++) _mm512_storeu_ps(pt + j * 16, _mm512_mul_ps(s[j], inv));
+}
+
+/// A sequence of at most 16 tokens: Q^T goes to scratch (scaled, lanes past l zero), the scores come out already
+/// transposed (a register per key, a lane per query), softmax runs across registers with no horizontal reduction,
+/// and P^T feeds the weighted sum of V.
+static ZRK_AVX512_TARGET void zrk_f32_attention_short__avx512(
+    size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
+    size_t out_stride, float* scratch) {
+    float* qt = scratch;           // [d][16]
+    float* pt = scratch + 16 * d;  // [16][16]: pt[16 j + i], probability of key j for query i
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (size_t c0 = 0; c0 < d; c0 += 16) {
+        const __mmask16 dims = zrk_avx512_tail_mask(d - c0);
+        __m512 rows[16];
+        for (size_t i = 0; i < 16; i++) {
+            rows[i] = i < l ? _mm512_mul_ps(_mm512_maskz_loadu_ps(dims, q + i * stride + c0), vscale)
+                            : _mm512_setzero_ps();
+        }
+        zrk_avx512_transpose16(rows);
+        for (size_t c = 0; c < 16 && c0 + c < d; c++) {
+            _mm512_storeu_ps(qt + (c0 + c) * 16, rows[c]);
+        }
+    }
+    switch ((l + 3) / 4) {
+        case 1: zrk_attention_short_scores(4, l, d, qt, k, stride, pt); break;
+        case 2: zrk_attention_short_scores(8, l, d, qt, k, stride, pt); break;
+        case 3: zrk_attention_short_scores(12, l, d, qt, k, stride, pt); break;
+        default: zrk_attention_short_scores(16, l, d, qt, k, stride, pt); break;
+    }
+    for (size_t i0 = 0; i0 < l; i0 += 8) {
+        const size_t rows = l - i0 < 8 ? l - i0 : 8;
+        if (rows > 4) {
+            zrk_attention_short_pv(8, i0, rows, l, d, pt, v, stride, out, out_stride);
+        } else {
+            zrk_attention_short_pv(4, i0, rows, l, d, pt, v, stride, out, out_stride);
+        }
+    }
+}
+
 ZRK_AVX512_TARGET void zrk_f32_attention__avx512(
     size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
     size_t out_stride, float* scratch) {
+    if (l <= 16) {
+        zrk_f32_attention_short__avx512(l, d, q, k, v, stride, scale, out, out_stride, scratch);
+        return;
+    }
     const size_t lp = (l + 7) & ~(size_t)7;
     float* kt = scratch;          // [d][lp]
     float* p = scratch + d * lp;  // [8][lp]: the probabilities of up to eight queries
