@@ -15,8 +15,12 @@ import Darwin
 /// A batch is run without padding: the tokens of every sequence are stacked into one matrix, so the GEMMs see only
 /// real tokens and attention runs per sequence over exactly its own tokens.
 ///
-/// Not thread-safe: each thread (worker) owns an `Encoder`; its scratch arena is reused across calls and only grows
+/// Not thread-safe: each thread (worker) owns an `Encoder`; its scratch arenas are reused across calls and only grow
 /// when a batch holds more tokens than any before it.
+///
+/// With several threads, a batch of several groups of sequences runs the groups side by side, one thread each
+/// through every layer with no synchronisation between ops; a single group (one query, a small batch) shares each op
+/// out across the threads instead.
 public final class Encoder {
     /// The model this encoder runs.
     public let model: ModelFile
@@ -35,10 +39,10 @@ public final class Encoder {
     /// at batch 32 x 16 on one thread; 128 rows of FFN activations are 768 KiB in fp32 for MiniLM, within L2), and 64
     /// per thread beyond two threads, so each thread's share of a GEMM keeps its size.
     private var rowChunk: Int { max(128, 64 * threads) }
-    private var arena = Arena()
+    /// One scratch arena per thread: arena 0 serves a forward whose ops are shared across the threads, arena t the
+    /// groups thread t runs when groups run side by side.
+    private let arenas: UnsafeMutablePointer<Arena>
     private let pool: OpaquePointer?
-    private var offsets: [Int] = []
-    private var lengths: [Int] = []
     /// Per-op time, accumulated while `profiling` is on (`zrank bench-encoder --profile`); off, nothing is timed.
     public var profiling = false
     public private(set) var profile = EncoderProfile()
@@ -77,6 +81,8 @@ public final class Encoder {
         var rowScale: UnsafeMutablePointer<Float>? = nil  // T
         var rowZero: UnsafeMutablePointer<Int32>? = nil  // T
         var attention: UnsafeMutablePointer<Float>? = nil  // attention scratch for the longest sequence
+        var offsets: [Int] = []  // the group's sequences: first row of each
+        var lengths: [Int] = []  // and token count
 
         mutating func release() {
             hidden?.deallocate()
@@ -89,7 +95,7 @@ public final class Encoder {
             rowScale?.deallocate()
             rowZero?.deallocate()
             attention?.deallocate()
-            self = Arena()
+            self = Arena(offsets: offsets, lengths: lengths)
         }
     }
 
@@ -102,6 +108,8 @@ public final class Encoder {
         self.kernels = kernels
         self.threads = max(1, threads)
         self.pool = self.threads > 1 ? zrk_threadpool_create(self.threads) : nil
+        self.arenas = .allocate(capacity: self.threads)
+        self.arenas.initialize(repeating: Arena(), count: self.threads)
         let c = model.config
         self.config = c
         let h = c.hiddenSize
@@ -136,7 +144,9 @@ public final class Encoder {
     }
 
     deinit {
-        arena.release()
+        for t in 0..<threads { arenas[t].release() }
+        arenas.deinitialize(count: threads)
+        arenas.deallocate()
         if let pool { zrk_threadpool_destroy(pool) }
     }
 
@@ -176,86 +186,142 @@ public final class Encoder {
         // layer instead of streaming a whole batch's through L3 at every op. A group never overshoots rowChunk, so
         // the row-wise chunks inside `forward` split only a single long sequence, never leave a few-row tail chunk
         // behind a full one. Each sequence's arithmetic is the same in any grouping.
-        var groups: [(sequences: Range<Int>, rows: Int)] = []
+        //
+        // With several threads (and no profile being taken), groups run side by side when there are at least two:
+        // the row budget then shrinks so the groups come out a multiple of the threads in number where the sequences
+        // allow (512 rows on 2 threads: 4 groups of 128; 384 rows: 4 of 96), so no thread idles through a last group.
+        var budget = rowChunk
+        if threads > 1 && !profiling && total > rowChunk / 2 {
+            let rounds = (total + threads * rowChunk - 1) / (threads * rowChunk)
+            budget = min(rowChunk, max(16, (total + threads * rounds - 1) / (threads * rounds)))
+        }
+        var groups: [Group] = []
         var start = 0
         while start < sequences.count {
             var end = start + 1
             var rows = sequences[start].inputIDs.count
-            while end < sequences.count && rows + sequences[end].inputIDs.count <= rowChunk {
+            while end < sequences.count && rows + sequences[end].inputIDs.count <= budget {
                 rows += sequences[end].inputIDs.count
                 end += 1
             }
-            groups.append((start..<end, rows))
+            groups.append(Group(sequences: start..<end, rows: rows))
             start = end
         }
-        reserve(tokens: groups.map(\.rows).max()!, longest: longest)
+        let widest = groups.map(\.rows).max()!
+        if threads > 1 && !profiling && groups.count > 1 {
+            for t in 0..<threads { reserve(arenas + t, tokens: widest, longest: longest) }
+            let job = GroupJob(encoder: self, sequences: sequences, groups: groups, output: output)
+            withExtendedLifetime(job) {
+                zrk_threadpool_run(pool, groups.count, { context, index, thread in
+                    Unmanaged<GroupJob>.fromOpaque(context!).takeUnretainedValue().run(index, thread: thread)
+                }, Unmanaged.passUnretained(job).toOpaque())
+            }
+            return
+        }
+        reserve(arenas, tokens: widest, longest: longest)
         for group in groups {
-            forward(sequences[group.sequences], tokens: group.rows, output: output + group.sequences.lowerBound * dimension)
+            forward(
+                sequences[group.sequences], tokens: group.rows, output: output + group.sequences.lowerBound * dimension,
+                arena: arenas, pool: pool)
         }
         if profiling { profile.forwards += 1 }  // one per batch embedded, whatever its grouping
     }
 
-    private func reserve(tokens: Int, longest: Int) {
-        guard tokens > arena.tokens || longest > arena.maxSequence else { return }
-        let t = max(tokens, arena.tokens)
-        let l = max(longest, arena.maxSequence)
-        arena.release()
+    /// Sequences run through the layers together, `rows` tokens in all.
+    private struct Group {
+        var sequences: Range<Int>
+        var rows: Int
+    }
+
+    /// The groups of one batch, handed to the thread pool: task i runs group i on the calling thread's arena, every
+    /// op on that thread alone.
+    private final class GroupJob {
+        unowned let encoder: Encoder
+        let sequences: [TokenizerEncoding]
+        let groups: [Group]
+        let output: UnsafeMutablePointer<Float>
+
+        init(encoder: Encoder, sequences: [TokenizerEncoding], groups: [Group], output: UnsafeMutablePointer<Float>) {
+            self.encoder = encoder
+            self.sequences = sequences
+            self.groups = groups
+            self.output = output
+        }
+
+        func run(_ index: Int, thread: Int) {
+            let group = groups[index]
+            encoder.forward(
+                sequences[group.sequences], tokens: group.rows,
+                output: output + group.sequences.lowerBound * encoder.dimension, arena: encoder.arenas + thread,
+                pool: nil)
+        }
+    }
+
+    private func reserve(_ arena: UnsafeMutablePointer<Arena>, tokens: Int, longest: Int) {
+        guard tokens > arena.pointee.tokens || longest > arena.pointee.maxSequence else { return }
+        let t = max(tokens, arena.pointee.tokens)
+        let l = max(longest, arena.pointee.maxSequence)
+        arena.pointee.release()
         let h = config.hiddenSize
         let i = config.intermediateSize
         let widest = max(PackedWeights.paddedK(h), PackedWeights.paddedK(i))
-        arena.tokens = t
-        arena.maxSequence = l
-        arena.hidden = .allocate(capacity: t * h)
-        arena.qkv = .allocate(capacity: t * 3 * h)
-        arena.context = .allocate(capacity: t * h)
-        arena.projected = .allocate(capacity: t * h)
-        arena.ffn = .allocate(capacity: min(t, rowChunk) * i)
-        arena.quantized = .allocate(capacity: t * widest)
-        arena.wide = .allocate(capacity: t * widest)
-        arena.rowScale = .allocate(capacity: t)
-        arena.rowZero = .allocate(capacity: t)
-        arena.attention = .allocate(capacity: threads * zrk_attention_scratch_floats(l, config.headSize))
+        arena.pointee.tokens = t
+        arena.pointee.maxSequence = l
+        arena.pointee.hidden = .allocate(capacity: t * h)
+        arena.pointee.qkv = .allocate(capacity: t * 3 * h)
+        arena.pointee.context = .allocate(capacity: t * h)
+        arena.pointee.projected = .allocate(capacity: t * h)
+        arena.pointee.ffn = .allocate(capacity: min(t, rowChunk) * i)
+        arena.pointee.quantized = .allocate(capacity: t * widest)
+        arena.pointee.wide = .allocate(capacity: t * widest)
+        arena.pointee.rowScale = .allocate(capacity: t)
+        arena.pointee.rowZero = .allocate(capacity: t)
+        arena.pointee.attention = .allocate(capacity: threads * zrk_attention_scratch_floats(l, config.headSize))
     }
 
     /// C = act(quantise(A) x W + b): quantises `m` rows of `a` (k wide) per token, then runs the GEMM.
     private func linear(
         _ op: EncoderProfile.Op, m: Int, k: Int, n: Int, a: UnsafePointer<Float>, weights: UnsafeRawPointer,
-        activation: zrk_activation, c: UnsafeMutablePointer<Float>
+        activation: zrk_activation, c: UnsafeMutablePointer<Float>, arena: UnsafeMutablePointer<Arena>,
+        pool: OpaquePointer?
     ) {
         let kp = PackedWeights.paddedK(k)
         let cfg = kernels.config
+        let scratch = arena.pointee
         var t0 = profiling ? EncoderProfile.now() : 0
-        zrk_quantize_rows_parallel(cfg, pool, m, k, kp, a, k, arena.quantized, kp, arena.rowScale, arena.rowZero)
+        zrk_quantize_rows_parallel(cfg, pool, m, k, kp, a, k, scratch.quantized, kp, scratch.rowScale, scratch.rowZero)
         if profiling { profile.add(.quantize, since: &t0) }
         var params = zrk_qgemm_params(
-            a_scale: arena.rowScale, a_zero: arena.rowZero, activation: Int32(activation.rawValue), raw_int32: 0)
-        zrk_qgemm_parallel(
-            cfg, pool, m, n, k, arena.quantized, kp, arena.wide, weights, c, n * 4,
-            &params)
+            a_scale: scratch.rowScale, a_zero: scratch.rowZero, activation: Int32(activation.rawValue), raw_int32: 0)
+        zrk_qgemm_parallel(cfg, pool, m, n, k, scratch.quantized, kp, scratch.wide, weights, c, n * 4, &params)
         if profiling {
             profile.add(op, since: &t0)
             profile.ops[op, default: 0] += 2 * m * n * k
         }
     }
 
-    private func forward(_ sequences: ArraySlice<TokenizerEncoding>, tokens t: Int, output: UnsafeMutablePointer<Float>) {
+    /// Runs one group through every layer on `arena`, sharing each op across `pool` (nil: this thread alone).
+    private func forward(
+        _ sequences: ArraySlice<TokenizerEncoding>, tokens t: Int, output: UnsafeMutablePointer<Float>,
+        arena: UnsafeMutablePointer<Arena>, pool: OpaquePointer?
+    ) {
         let h = config.hiddenSize
         let inner = config.intermediateSize
         let d = config.headSize
         let cfg = kernels.config.pointee
-        let hidden = arena.hidden!
-        let qkv = arena.qkv!
-        let context = arena.context!
-        let projected = arena.projected!
-        let ffn = arena.ffn!
+        let hidden = arena.pointee.hidden!
+        let qkv = arena.pointee.qkv!
+        let context = arena.pointee.context!
+        let projected = arena.pointee.projected!
+        let ffn = arena.pointee.ffn!
 
         var t0 = profiling ? EncoderProfile.now() : 0
-        offsets.removeAll(keepingCapacity: true)
-        lengths.removeAll(keepingCapacity: true)
+        arena.pointee.offsets.removeAll(keepingCapacity: true)
+        arena.pointee.lengths.removeAll(keepingCapacity: true)
         var start = 0
         for s in sequences {
-            offsets.append(start)
-            lengths.append(s.inputIDs.count)
+            arena.pointee.offsets.append(start)
+            arena.pointee.lengths.append(s.inputIDs.count)
             start += s.inputIDs.count
         }
 
@@ -275,14 +341,16 @@ public final class Encoder {
 
         let scale = 1 / Float(d).squareRoot()
         for layer in weights.layers {
-            linear(.gemmQKV, m: t, k: h, n: 3 * h, a: hidden, weights: layer.qkv, activation: ZRK_ACTIVATION_NONE, c: qkv)
+            linear(
+                .gemmQKV, m: t, k: h, n: 3 * h, a: hidden, weights: layer.qkv, activation: ZRK_ACTIVATION_NONE, c: qkv,
+                arena: arena, pool: pool)
             if profiling { t0 = EncoderProfile.now() }
-            offsets.withUnsafeBufferPointer { o in
-                lengths.withUnsafeBufferPointer { l in
+            arena.pointee.offsets.withUnsafeBufferPointer { o in
+                arena.pointee.lengths.withUnsafeBufferPointer { l in
                     zrk_attention_ragged(
                         kernels.config, pool, sequences.count, o.baseAddress,
-                        l.baseAddress, config.numHeads, d, qkv, scale, context, arena.attention,
-                        zrk_attention_scratch_floats(arena.maxSequence, d))
+                        l.baseAddress, config.numHeads, d, qkv, scale, context, arena.pointee.attention,
+                        zrk_attention_scratch_floats(arena.pointee.maxSequence, d))
                 }
             }
             if profiling { profile.add(.attention, since: &t0) }
@@ -294,15 +362,19 @@ public final class Encoder {
                 let hid = hidden + c0 * h
                 let proj = projected + c0 * h
                 linear(
-                    .gemmAttentionOut, m: rows, k: h, n: h, a: context + c0 * h, weights: layer.attnOut, activation: ZRK_ACTIVATION_NONE,
-                    c: proj)
+                    .gemmAttentionOut, m: rows, k: h, n: h, a: context + c0 * h, weights: layer.attnOut,
+                    activation: ZRK_ACTIVATION_NONE, c: proj, arena: arena, pool: pool)
                 if profiling { t0 = EncoderProfile.now() }
                 zrk_add_layernorm_parallel(
                     kernels.config, pool, rows, h, proj, h, hid, h, layer.attnGamma, layer.attnBeta,
                     config.layerNormEps, hid, h)
                 if profiling { profile.add(.layerNorm, since: &t0) }
-                linear(.gemmGELU, m: rows, k: h, n: inner, a: hid, weights: layer.ffnIn, activation: ZRK_ACTIVATION_GELU, c: ffn)
-                linear(.gemmFFNOut, m: rows, k: inner, n: h, a: ffn, weights: layer.ffnOut, activation: ZRK_ACTIVATION_NONE, c: proj)
+                linear(
+                    .gemmGELU, m: rows, k: h, n: inner, a: hid, weights: layer.ffnIn, activation: ZRK_ACTIVATION_GELU,
+                    c: ffn, arena: arena, pool: pool)
+                linear(
+                    .gemmFFNOut, m: rows, k: inner, n: h, a: ffn, weights: layer.ffnOut,
+                    activation: ZRK_ACTIVATION_NONE, c: proj, arena: arena, pool: pool)
                 if profiling { t0 = EncoderProfile.now() }
                 zrk_add_layernorm_parallel(
                     kernels.config, pool, rows, h, proj, h, hid, h, layer.ffnGamma, layer.ffnBeta,

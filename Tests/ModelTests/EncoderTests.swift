@@ -86,9 +86,9 @@ final class EncoderTests: XCTestCase {
         XCTAssertEqual(try two.embed(Array(sequences.prefix(1))), Array(one.prefix(1)))
     }
 
-    /// A batch of many sequences runs as several groups of whole sequences, and a sequence longer than a group's
-    /// row budget (128 rows on one or two threads) runs its row-wise ops in chunks: neither may change any sequence's
-    /// embedding. A model with 160 positions, so that single sequences pass one chunk and take two.
+    /// A batch of many sequences runs as several groups of whole sequences (side by side on several threads), and a
+    /// sequence longer than a group's row budget (128 rows on one or two threads) runs its row-wise ops in chunks:
+    /// none of it may change any sequence's embedding. A model with 160 positions, so that single sequences pass one chunk and take two.
     func testManyGroups_andLongSequences_equalOneAtATime_bitForBit_onOneAndTwoThreads() throws {
         let checkpoint = SyntheticCheckpoint(vocabulary: try TestPaths.fixtureVocabulary(), seed: 5, positions: 160)
         let dir = try TestPaths.temporaryDirectory("encoder-groups")
@@ -112,7 +112,15 @@ final class EncoderTests: XCTestCase {
         for (i, s) in sequences.enumerated() {
             XCTAssertEqual(try one.embed([s])[0], batched[i], "sequence \(i) of \(s.inputIDs.count) tokens")
         }
-        XCTAssertEqual(try Encoder(model: model, threads: 2).embed(sequences), batched)
+        // Several threads run the groups side by side, each on its own arena: a first batch, a smaller one and the
+        // first again (arenas reused), and single sequences (one group: ops shared across the threads instead).
+        for threads in [2, 3] {
+            let parallel = try Encoder(model: model, threads: threads)
+            XCTAssertEqual(try parallel.embed(sequences), batched, "\(threads) threads")
+            XCTAssertEqual(try parallel.embed(Array(sequences.prefix(9))), Array(batched.prefix(9)), "\(threads) threads")
+            XCTAssertEqual(try parallel.embed(sequences), batched, "\(threads) threads, again")
+            XCTAssertEqual(try parallel.embed([sequences[0]]), [batched[0]], "\(threads) threads, one sequence")
+        }
     }
 
     func testInstructionSets_agreeClosely() throws {
