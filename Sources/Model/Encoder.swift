@@ -107,9 +107,6 @@ public final class Encoder {
         self.model = model
         self.kernels = kernels
         self.threads = max(1, threads)
-        self.pool = self.threads > 1 ? zrk_threadpool_create(self.threads) : nil
-        self.arenas = .allocate(capacity: self.threads)
-        self.arenas.initialize(repeating: Arena(), count: self.threads)
         let c = model.config
         self.config = c
         let h = c.hiddenSize
@@ -141,6 +138,10 @@ public final class Encoder {
             embGamma: try f32("embeddings.ln.gamma", [h]),
             embBeta: try f32("embeddings.ln.beta", [h]),
             layers: layers)
+        // Last, once nothing can throw: a failed init runs no deinit to release them.
+        self.pool = self.threads > 1 ? zrk_threadpool_create(self.threads) : nil
+        self.arenas = .allocate(capacity: self.threads)
+        self.arenas.initialize(repeating: Arena(), count: self.threads)
     }
 
     deinit {

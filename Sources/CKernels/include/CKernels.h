@@ -54,7 +54,7 @@ enum zrk_activation {
 ///   c[m][n] = act(a_scale[m] * scale[n] * (acc - a_zero[m] * colsum[n]) + bias[n]).
 struct zrk_qgemm_params {
     const float* a_scale;   // per row of A, indexed from the tile's first row
-    const int32_t* a_zero;  // per row of A
+    const int32_t* a_zero;  // per row of A, in [0, 255] (the u8 zero point quantize_rows gives)
     int32_t activation;     // enum zrk_activation
     int32_t raw_int32;
 };

@@ -204,6 +204,9 @@ static ZRK_AVX512_TARGET void zrk_f32_attention_short__avx512(
 ZRK_AVX512_TARGET void zrk_f32_attention__avx512(
     size_t l, size_t d, const float* q, const float* k, const float* v, size_t stride, float scale, float* out,
     size_t out_stride, float* scratch) {
+    if (l == 0) {
+        return;
+    }
     if (l <= 16) {
         zrk_f32_attention_short__avx512(l, d, q, k, v, stride, scale, out, out_stride, scratch);
         return;

@@ -19,8 +19,10 @@
 static inline ZRK_AVX512_TARGET __m512 zrk_avx512_gelu(__m512 x) {
     // vrangeps imm 0x0A: the smaller absolute value, sign cleared.
     const __m512 z = _mm512_range_ps(x, _mm512_set1_ps(ZRK_GELU_CLAMP), 0x0A);
-    const __m512i k = _mm512_castps_si512(
-        _mm512_fmadd_ps(z, _mm512_set1_ps(ZRK_GELU_INV_WIDTH), _mm512_set1_ps(12582912.0f)));
+    // Rounded to nearest even whatever the MXCSR says, like vreduceps below: the index and the offset must agree.
+    const __m512i k = _mm512_castps_si512(_mm512_fmadd_round_ps(
+        z, _mm512_set1_ps(ZRK_GELU_INV_WIDTH), _mm512_set1_ps(12582912.0f),
+        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     // vreduceps imm: fraction bits kept in [7:4], round to nearest even, precision exception suppressed.
     const __m512 t = _mm512_reduce_ps(z, (ZRK_GELU_FRACTION_BITS << 4) | _MM_FROUND_NO_EXC);
 #define ZRK_GELU_COEF(d) \
