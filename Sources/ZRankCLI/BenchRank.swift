@@ -97,7 +97,7 @@ extension ZRank {
                         scoreP50Us: pct(m.scores, 0.5), encodeP50Us: pct(m.encodes, 0.5))
                     p50[mode, default: []].append(line.p50Us)
                     scoreP50[mode, default: []].append(line.scoreP50Us)
-                    print(try jsonLine(line))
+                    print(try JSONLines.line(line))
                 }
             }
             func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
@@ -105,7 +105,7 @@ extension ZRank {
                 candidates: n, rounds: rounds, cosineP50Us: median(p50["cosine"]!), headsP50Us: median(p50["heads"]!),
                 headsOverCosine: median(p50["heads"]!) / median(p50["cosine"]!),
                 scoreOnlyHeadsOverCosine: median(scoreP50["heads"]!) / median(scoreP50["cosine"]!))
-            print(try jsonLine(summary))
+            print(try JSONLines.line(summary))
         }
     }
 }
@@ -121,15 +121,6 @@ struct BenchRankRound: Encodable {
     var meanUs: Double
     var scoreP50Us: Double
     var encodeP50Us: Double
-
-    enum CodingKeys: String, CodingKey {
-        case mode, round, candidates, requests
-        case p50Us = "p50_us"
-        case p99Us = "p99_us"
-        case meanUs = "mean_us"
-        case scoreP50Us = "score_p50_us"
-        case encodeP50Us = "encode_p50_us"
-    }
 }
 
 /// `zrank bench-rank`'s last line: medians over the rounds and the heads/cosine ratios.
@@ -141,12 +132,4 @@ struct BenchRankSummary: Encodable {
     var headsP50Us: Double
     var headsOverCosine: Double
     var scoreOnlyHeadsOverCosine: Double
-
-    enum CodingKeys: String, CodingKey {
-        case summary, candidates, rounds
-        case cosineP50Us = "cosine_p50_us"
-        case headsP50Us = "heads_p50_us"
-        case headsOverCosine = "heads_over_cosine"
-        case scoreOnlyHeadsOverCosine = "score_only_heads_over_cosine"
-    }
 }

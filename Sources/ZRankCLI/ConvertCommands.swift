@@ -54,7 +54,7 @@ extension ZRank {
                     contentHash: m.contentHash, bytes: model.fileSize, layers: c.numLayers, hiddenSize: c.hiddenSize,
                     heads: c.numHeads, intermediateSize: c.intermediateSize, vocabSize: c.vocabSize,
                     maxPositions: c.maxPositions, tensors: m.tensors.count)
-                print(try jsonLine(report))
+                print(try JSONLines.line(report))
                 return
             }
             print("file:            \(file) (\(model.fileSize) bytes, checksum OK)")
@@ -87,7 +87,7 @@ struct CLIFailure: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
-/// `zrank inspect --json`'s one line.
+/// `zrank inspect --json`'s one line (snake_case keys: `JSONLines.line`).
 struct InspectReport: Encodable {
     var file: String
     var valid: Bool
@@ -102,21 +102,4 @@ struct InspectReport: Encodable {
     var vocabSize: Int
     var maxPositions: Int
     var tensors: Int
-
-    enum CodingKeys: String, CodingKey {
-        case file, valid, version, bytes, layers, heads, tensors
-        case formatVersion = "format_version"
-        case contentHash = "content_hash"
-        case hiddenSize = "hidden_size"
-        case intermediateSize = "intermediate_size"
-        case vocabSize = "vocab_size"
-        case maxPositions = "max_positions"
-    }
-}
-
-/// One compact JSON line with sorted keys (the form the tools print for scripts to read).
-func jsonLine<T: Encodable>(_ value: T) throws -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }

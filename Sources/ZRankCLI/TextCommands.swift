@@ -38,6 +38,14 @@ struct TextLine {
 
 /// Reads JSON lines from standard input, one result per line, keeping input order; bad lines become error records.
 enum JSONLines {
+    /// One compact JSON line for scripts to read: keys sorted and in snake_case (`p50Us` -> `p50_us`).
+    static func line<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
     /// Splits stdin into lines and parses each; `handle` gets either a parsed line or an error record to print.
     static func read(_ handle: (Result<TextLine, LineError>) throws -> Void) rethrows {
         let input = FileHandle.standardInput.readDataToEndOfFile()
