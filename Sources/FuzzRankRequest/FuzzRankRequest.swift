@@ -8,7 +8,7 @@ import SwiftProtobuf
 import Worker
 
 // A RANK_REQUEST body as the worker handles it: `Zrank_V1_RankRequest(serializedBytes:)`, the request turned into a
-// `RankQuery` exactly as `WorkerService.prepare` does (a private function, so its five lines are repeated here),
+// `RankQuery` by the worker's own mapping (`RankQuery(request)`, as `WorkerService.prepare` does),
 // then `Ranker.rank(batch:)`, which validates the query (`Ranker.validate`: the limits) and ranks it: tokenizer,
 // encoder, candidate lookup, scoring, top-k. Two rankers over the committed tiny model and index (fuzz/fixtures):
 // one by cosine without a query cache, one with ranking heads and the default caches, given the request twice in

@@ -34,11 +34,13 @@ public final class Encoder {
 
     private let config: BertConfig
     private let weights: Weights
-    /// Rows in a group of sequences run through the layers together, and in a chunk of the row-wise part of a layer
-    /// (attention output, FFN, LayerNorms) of a longer sequence: at least 128 (measured: 2% more sequences/s than 64
-    /// at batch 32 x 16 on one thread; 128 rows of FFN activations are 768 KiB in fp32 for MiniLM, within L2), and 64
-    /// per thread beyond two threads, so each thread's share of a GEMM keeps its size.
-    private var rowChunk: Int { max(128, 64 * threads) }
+    /// Rows one thread runs through the layers on its own, as a group of sequences or a chunk of the row-wise part of
+    /// a layer (attention output, FFN, LayerNorms) of a longer sequence: 128 (measured: 2% more sequences/s than 64
+    /// at batch 32 x 16 on one thread; 128 rows of FFN activations are 768 KiB in fp32 for MiniLM, within L2).
+    private static let threadRows = 128
+    /// The same when every op is shared across the threads (a single group): 64 rows per thread beyond two threads,
+    /// so each thread's share of a GEMM keeps its size.
+    private var sharedRows: Int { max(Self.threadRows, 64 * threads) }
     /// One scratch arena per thread: arena 0 serves a forward whose ops are shared across the threads, arena t the
     /// groups thread t runs when groups run side by side.
     private let arenas: UnsafeMutablePointer<Arena>
@@ -182,19 +184,22 @@ public final class Encoder {
             longest = max(longest, s.inputIDs.count)
         }
         guard total > 0 else { return }
-        // The batch runs as groups of whole sequences of at most rowChunk rows (a longer sequence alone), each through
+        // The batch runs as groups of whole sequences of at most `budget` rows (a longer sequence alone), each through
         // every layer before the next: a group's activations (hidden, QKV, context, FFN) then stay in L2 from layer to
-        // layer instead of streaming a whole batch's through L3 at every op. A group never overshoots rowChunk, so
+        // layer instead of streaming a whole batch's through L3 at every op. A group never overshoots the budget, so
         // the row-wise chunks inside `forward` split only a single long sequence, never leave a few-row tail chunk
         // behind a full one. Each sequence's arithmetic is the same in any grouping.
         //
-        // With several threads (and no profile being taken), groups run side by side when there are at least two:
-        // the row budget then shrinks so the groups come out a multiple of the threads in number where the sequences
-        // allow (512 rows on 2 threads: 4 groups of 128; 384 rows: 4 of 96), so no thread idles through a last group.
-        var budget = rowChunk
-        if threads > 1 && !profiling && total > rowChunk / 2 {
-            let rounds = (total + threads * rowChunk - 1) / (threads * rowChunk)
-            budget = min(rowChunk, max(16, (total + threads * rounds - 1) / (threads * rounds)))
+        // With several threads (and no profile being taken), a batch of more than one group's rows runs its groups
+        // side by side, one thread each, at most threadRows rows a group: the budget is the even share that makes
+        // the groups a multiple of the threads in number where the sequences allow (512 rows on 2 threads: 4 groups
+        // of 128; 384 rows: 4 of 96), so no thread idles through a last group. Otherwise one group at a time shares
+        // each op across the threads.
+        let sideBySide = threads > 1 && !profiling && total > Self.threadRows / 2
+        var budget = sharedRows
+        if sideBySide {
+            let rounds = (total + threads * Self.threadRows - 1) / (threads * Self.threadRows)
+            budget = max(16, (total + threads * rounds - 1) / (threads * rounds))
         }
         var groups: [Group] = []
         var start = 0
@@ -209,7 +214,7 @@ public final class Encoder {
             start = end
         }
         let widest = groups.map(\.rows).max()!
-        if threads > 1 && !profiling && groups.count > 1 {
+        if sideBySide && groups.count > 1 {
             for t in 0..<threads { reserve(arenas + t, tokens: widest, longest: longest) }
             let job = GroupJob(encoder: self, sequences: sequences, groups: groups, output: output)
             withExtendedLifetime(job) {
@@ -272,7 +277,7 @@ public final class Encoder {
         arena.pointee.qkv = .allocate(capacity: t * 3 * h)
         arena.pointee.context = .allocate(capacity: t * h)
         arena.pointee.projected = .allocate(capacity: t * h)
-        arena.pointee.ffn = .allocate(capacity: min(t, rowChunk) * i)
+        arena.pointee.ffn = .allocate(capacity: min(t, sharedRows) * i)
         arena.pointee.quantized = .allocate(capacity: t * widest)
         arena.pointee.wide = .allocate(capacity: t * widest)
         arena.pointee.rowScale = .allocate(capacity: t)
@@ -341,6 +346,7 @@ public final class Encoder {
         if profiling { profile.add(.layerNorm, since: &t0) }
 
         let scale = 1 / Float(d).squareRoot()
+        let chunk = pool == nil ? Self.threadRows : sharedRows  // row-wise chunks of a longer sequence
         for layer in weights.layers {
             linear(
                 .gemmQKV, m: t, k: h, n: 3 * h, a: hidden, weights: layer.qkv, activation: ZRK_ACTIVATION_NONE, c: qkv,
@@ -358,8 +364,8 @@ public final class Encoder {
             // The rest of the layer is row-wise: it runs on chunks of rows, so that a chunk's FFN activations
             // (rows x intermediate floats, then their u8 copy) stay in L2 between the GEMM that writes them and the
             // quantisation and GEMM that read them. Each row's arithmetic is the same in any chunking.
-            for c0 in stride(from: 0, to: t, by: rowChunk) {
-                let rows = min(rowChunk, t - c0)
+            for c0 in stride(from: 0, to: t, by: chunk) {
+                let rows = min(chunk, t - c0)
                 let hid = hidden + c0 * h
                 let proj = projected + c0 * h
                 linear(

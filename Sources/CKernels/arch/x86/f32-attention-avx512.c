@@ -1,7 +1,7 @@
-// Single-head self-attention, AVX-512: the AVX2 kernel's scheme (K transposed once per call into scratch, four
-// queries at a time) with 16 lanes, so a 16-token sequence's scores for one query are one register and a 32-wide
-// head's context row is two. Tails are masked; the scratch layout ([d][lp], lp = l rounded up to 8) is the AVX2
-// kernel's, so zrk_attention_scratch_floats holds for both.
+// Single-head self-attention, AVX-512. Sequences of up to 16 tokens take their own path (scores computed transposed,
+// softmax across registers: zrk_f32_attention_short__avx512). Longer ones take the AVX2 kernel's scheme (K transposed
+// once per call into scratch, eight or four queries at a time) with 16 lanes, so a 32-wide head's context row is two
+// registers. Tails are masked; zrk_attention_scratch_floats covers both paths' scratch.
 #if defined(__x86_64__) || defined(__i386__)
 #include <math.h>
 #include <string.h>
@@ -77,25 +77,10 @@ static inline __attribute__((always_inline)) ZRK_AVX512_TARGET void zrk_attentio
             const __m512 kv = _mm512_maskz_loadu_ps(mask, kt + c * lp + j);
             for (size_t r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qr[r][c]), kv, acc[r]);
         }
-        if (lp <= 16) {
-            // The whole row of scores is one register: softmax it there (lanes past l take no part) and store the
-            // probabilities once, instead of storing the scores and passing over them three more times.
-            const __mmask16 valid = zrk_avx512_tail_mask(l);
-            for (size_t r = 0; r < R; r++) {
-                const __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), valid, acc[r]);
-                const __m512 e = _mm512_maskz_mov_ps(
-                    valid, zrk_avx512_exp(_mm512_sub_ps(x, _mm512_set1_ps(_mm512_reduce_max_ps(x)))));
-                const __m512 prob = _mm512_mul_ps(e, _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(e)));
-                _mm512_mask_storeu_ps(pr[r], mask, prob);
-            }
-        } else {
-            for (size_t r = 0; r < R; r++) _mm512_mask_storeu_ps(pr[r] + j, mask, acc[r]);
-        }
+        for (size_t r = 0; r < R; r++) _mm512_mask_storeu_ps(pr[r] + j, mask, acc[r]);
     }
-    if (lp > 16) {
-        for (size_t r = 0; r < rows; r++) {
-            zrk_f32_softmax__avx512(l, pr[r]);
-        }
+    for (size_t r = 0; r < rows; r++) {
+        zrk_f32_softmax__avx512(l, pr[r]);
     }
     for (size_t r = rows; r < R; r++) {
         pr[r] = pr[0];  // not stored
