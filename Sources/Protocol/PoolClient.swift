@@ -25,6 +25,8 @@ public final class PoolClient {
         var endpoint: String
         var socket: ZMQSocket
         var monitor: HandshakeMonitor?
+        /// Whether this link speaks CURVE (a tcp endpoint with keys given).
+        var curve: Bool
         /// Skipped until then (it failed a try or said UNAVAILABLE), unless every router is.
         var downUntil: UInt64 = 0
         /// When it last sent anything.
@@ -80,10 +82,11 @@ public final class PoolClient {
             try socket.setInt(ZMQOption.sendHighWaterMark, 0)
             try socket.setInt(ZMQOption.receiveHighWaterMark, 0)
             try socket.setInt(ZMQOption.immediate, 1)
-            if let curve, endpoint.hasPrefix("tcp://") { try socket.makeCurveClient(curve) }
+            let usesCurve = curve != nil && endpoint.hasPrefix("tcp://")
+            if let curve, usesCurve { try socket.makeCurveClient(curve) }
             let monitor = try HandshakeMonitor(socket)
             try socket.connect(endpoint)
-            links.append(Link(endpoint: endpoint, socket: socket, monitor: monitor))
+            links.append(Link(endpoint: endpoint, socket: socket, monitor: monitor, curve: usesCurve))
         }
         guard !links.isEmpty else { throw ZMQError("connect (no endpoint)", errno: EINVAL) }
         // Connecting is asynchronous, and with ZMQ_IMMEDIATE nothing is queued before a connection is up: wait a
@@ -167,7 +170,10 @@ public final class PoolClient {
             switch outcome {
             case .refused(let status):
                 problems.append("\(links[i].endpoint) refused this client's CURVE key (ZAP status \(status)): the key is not in the router's list for clients (--curve-clients)")
-            case .protocolError:
+            case .protocolError, .failed where !links[i].curve:
+                // A plain client has no keys that could mismatch: a handshake that fails, with or without detail (the
+                // router may close before its greeting arrives, and libzmq then reports no detail), means the router
+                // speaks CURVE.
                 problems.append("the handshake with \(links[i].endpoint) failed: the router requires CURVE (give --curve-server FILE.pub --curve-key FILE.key) or does not use it, or --curve-server is not its key")
             case .failed:
                 problems.append("the handshake with \(links[i].endpoint) failed (CURVE keys that do not match?)")
