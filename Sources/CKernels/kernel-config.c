@@ -77,6 +77,7 @@ static const struct zrk_kernel_config zrk_config_avx512vnni = {
     .gemm_small = zrk_qu8s8_gemm_ukernel_4x16c4__avx512vnni,
     .gemm_small_mr = 4,
     .gemm_wide = zrk_qu8s8_gemm_ukernel_8x32c4__avx512vnni,
+    .gemm_short_wide = zrk_qu8s8_gemm_ukernel_7x64c4__avx512vnni,
     .quantize_rows = zrk_f32_quantize_rows__avx512,
     .add_layernorm = zrk_f32_add_layernorm__avx512,
     .softmax = zrk_f32_softmax__avx512,

@@ -89,6 +89,10 @@ void zrk_qu8s8_gemm_ukernel_1x16c4__avx512vnni(
 void zrk_qu8s8_gemm_ukernel_8x32c4__avx512vnni(
     size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
     const struct zrk_qgemm_params* params);
+/// Short tiles (1 <= mr <= 7) across four adjacent blocks (49 <= nc <= 64 columns): `w_block` is the first block.
+void zrk_qu8s8_gemm_ukernel_7x64c4__avx512vnni(
+    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params);
 
 void zrk_qu8s8_gemm_ukernel_1x16c4__neon(
     size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
@@ -215,6 +219,8 @@ struct zrk_kernel_config {
     zrk_qgemm_ukernel_fn gemm_small; // kernel for tiles shorter than gemm_mr, up to gemm_small_mr rows (NULL: none)
     uint32_t gemm_small_mr;
     zrk_qgemm_ukernel_fn gemm_wide; // full tiles of gemm_mr rows over two adjacent blocks, 17..32 columns (NULL: none)
+    zrk_qgemm_ukernel_fn gemm_short_wide; // tiles of 1..gemm_mr-1 rows over four adjacent blocks, 49..64 columns
+                                          // (NULL: none)
     zrk_quantize_rows_fn quantize_rows;
     zrk_add_layernorm_fn add_layernorm;
     zrk_softmax_fn softmax;

@@ -65,14 +65,18 @@ static void zrk_qgemm_blocks(
     // Rows of A are taken ZRK_GEMM_MC at a time so that chunk of A stays in L2 while every block passes over it.
     for (size_t mc0 = 0; mc0 < m; mc0 += ZRK_GEMM_MC) {
         const size_t mc_end = m - mc0 < ZRK_GEMM_MC ? m : mc0 + ZRK_GEMM_MC;
-        for (size_t nb = nb_begin; nb < nb_end;) {
+        // With a short-tile kernel over four blocks, the rows after the last full tile (all of a query-sized GEMM)
+        // take their own pass below; the full tiles keep the loop here.
+        const size_t short_rows = config->gemm_short_wide != NULL ? (mc_end - mc0) % mr : 0;
+        const size_t full_end = mc_end - short_rows;
+        for (size_t nb = nb_begin; nb < nb_end && full_end > mc0;) {
             // Two adjacent blocks at a time when the config has a wide kernel: full tiles take both in one call.
             const size_t width = config->gemm_wide != NULL && nb + 1 < nb_end ? 2 : 1;
             const void* block = (const uint8_t*)packed_w + nb * block_bytes;
             const size_t left = n - nb * ZRK_NR;
             const size_t nc = left < width * ZRK_NR ? left : width * ZRK_NR;
-            for (size_t m0 = mc0; m0 < mc_end; m0 += mr) {
-                const size_t rows = mc_end - m0 < mr ? mc_end - m0 : mr;
+            for (size_t m0 = mc0; m0 < full_end; m0 += mr) {
+                const size_t rows = full_end - m0 < mr ? full_end - m0 : mr;
                 struct zrk_qgemm_params tile = *params;
                 if (!params->raw_int32) {
                     tile.a_scale = params->a_scale + m0;
@@ -94,6 +98,28 @@ static void zrk_qgemm_blocks(
                 }
             }
             nb += width;
+        }
+        if (short_rows == 0) continue;
+        struct zrk_qgemm_params tile = *params;
+        if (!params->raw_int32) {
+            tile.a_scale = params->a_scale + full_end;
+            tile.a_zero = params->a_zero + full_end;
+        }
+        for (size_t nb = nb_begin; nb < nb_end;) {
+            const size_t left = n - nb * ZRK_NR;
+            if (nb + 4 <= nb_end) {
+                config->gemm_short_wide(
+                    short_rows, left < 4 * ZRK_NR ? left : 4 * ZRK_NR, kp,
+                    (const uint8_t*)a_rows + full_end * a_rows_stride, a_rows_stride,
+                    (const uint8_t*)packed_w + nb * block_bytes, (uint8_t*)c + full_end * c_stride + nb * ZRK_NR * c_elem,
+                    c_stride, &tile);
+                nb += 4;
+            } else {
+                zrk_qgemm_tile(
+                    config, short_rows, full_end, nb, left < ZRK_NR ? left : ZRK_NR, kp, a_rows, a_rows_stride,
+                    (const uint8_t*)packed_w + nb * block_bytes, c, c_stride, &tile);
+                nb += 1;
+            }
         }
     }
 }
@@ -165,6 +191,10 @@ void zrk_qgemm_parallel(
     // A few tasks per thread balances uneven progress without much scheduling.
     const size_t tasks = blocks < threads * 4 ? blocks : threads * 4;
     task.per_task = (blocks + tasks - 1) / tasks;
+    if (config->gemm_short_wide != NULL && m < config->gemm_mr) {
+        // A query-sized GEMM: whole groups of four blocks per task, for the short-tile kernel over four blocks.
+        task.per_task = (task.per_task + 3) / 4 * 4;
+    }
     task.rows = zrk_qgemm_prepare_a(config, m, kp, a, a_stride, a16, &task.rows_stride);
     task.packed_w = packed_w;
     task.block_bytes = zrk_qu8s8_packed_block_bytes(k);

@@ -248,3 +248,91 @@ ZRK_AVX512VNNI_TARGET void zrk_qu8s8_gemm_ukernel_8x32c4__avx512vnni(
     }
 }
 #endif
+
+#if defined(__x86_64__) || defined(__i386__)
+// Short tiles (1 to 7 rows: a query's tokens, the tail of a longer GEMM) across four adjacent blocks, 64 columns.
+// With few rows a 16-column tile spends a broadcast load on every vpdpbusd; across B blocks one broadcast feeds B
+// vpdpbusd and one weight load feeds R, so R = 2 to 6 rows run at (B + R) loads per R x B multiplies instead of
+// (1 + R) per R. R x B x U accumulators (U: splits over consecutive k-quads, summed at the end; int32 addition is
+// exact in any order) keep 8 to 24 independent chains in flight, within the 32 zmm registers together with the
+// B x U weight vectors.
+static inline __attribute__((always_inline)) ZRK_AVX512VNNI_TARGET void zrk_avx512vnni_rows_blocks(
+    const size_t R, const size_t B, const size_t U, size_t nc, size_t kc, const uint8_t* a, size_t a_stride,
+    const uint8_t* block0, void* c, size_t c_stride, const struct zrk_qgemm_params* params) {
+    const size_t block_bytes = ZRK_BLOCK_HEADER_BYTES + ZRK_NR * kc;
+    const int8_t* w = (const int8_t*)(block0 + ZRK_BLOCK_HEADER_BYTES);
+    __m512i acc[7][4][2];
+    for (size_t r = 0; r < R; r++) {
+        for (size_t b = 0; b < B; b++) {
+            for (size_t u = 0; u < U; u++) acc[r][b][u] = _mm512_setzero_si512();
+        }
+    }
+    size_t k = 0;
+    for (; k + U * ZRK_KR <= kc; k += U * ZRK_KR) {
+        __m512i vw[4][2];
+        for (size_t b = 0; b < B; b++) {
+            for (size_t u = 0; u < U; u++) {
+                vw[b][u] = _mm512_loadu_si512((const void*)(w + b * block_bytes + u * ZRK_NR * ZRK_KR));
+            }
+        }
+        for (size_t r = 0; r < R; r++) {
+            for (size_t u = 0; u < U; u++) {
+                int32_t q;
+                memcpy(&q, a + r * a_stride + k + u * ZRK_KR, 4);
+                const __m512i va = _mm512_set1_epi32(q);
+                for (size_t b = 0; b < B; b++) acc[r][b][u] = _mm512_dpbusd_epi32(acc[r][b][u], va, vw[b][u]);
+            }
+        }
+        w += U * ZRK_NR * ZRK_KR;
+    }
+    for (; k < kc; k += ZRK_KR) {
+        __m512i vw[4];
+        for (size_t b = 0; b < B; b++) vw[b] = _mm512_loadu_si512((const void*)(w + b * block_bytes));
+        for (size_t r = 0; r < R; r++) {
+            int32_t q;
+            memcpy(&q, a + r * a_stride + k, 4);
+            const __m512i va = _mm512_set1_epi32(q);
+            for (size_t b = 0; b < B; b++) acc[r][b][0] = _mm512_dpbusd_epi32(acc[r][b][0], va, vw[b]);
+        }
+        w += ZRK_NR * ZRK_KR;
+    }
+    for (size_t b = 0; b < B; b++) {
+        const size_t left = nc - b * ZRK_NR;
+        const size_t bnc = left < ZRK_NR ? left : ZRK_NR;
+        const struct zrk_avx512_epilogue e = zrk_avx512_epilogue_load(block0 + b * block_bytes, params);
+        for (size_t r = 0; r < R; r++) {
+            __m512i sum = acc[r][b][0];
+            for (size_t u = 1; u < U; u++) sum = _mm512_add_epi32(sum, acc[r][b][u]);
+            zrk_avx512_store_row(sum, bnc, &e, r, (uint8_t*)c + r * c_stride + b * ZRK_NR * sizeof(float));
+        }
+    }
+}
+
+ZRK_AVX512VNNI_TARGET void zrk_qu8s8_gemm_ukernel_7x64c4__avx512vnni(
+    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params) {
+    assert(mr >= 1 && mr <= 7);
+    assert(nc > 3 * ZRK_NR && nc <= 4 * ZRK_NR);
+    assert(kc % ZRK_KR == 0);
+    const uint8_t* block = (const uint8_t*)w_block;
+    const uint8_t* arows = (const uint8_t*)a;
+    switch (mr) {
+        case 1: zrk_avx512vnni_rows_blocks(1, 4, 2, nc, kc, arows, a_stride, block, c, c_stride, params); break;
+        case 2: zrk_avx512vnni_rows_blocks(2, 4, 2, nc, kc, arows, a_stride, block, c, c_stride, params); break;
+        case 3: zrk_avx512vnni_rows_blocks(3, 4, 1, nc, kc, arows, a_stride, block, c, c_stride, params); break;
+        case 4: zrk_avx512vnni_rows_blocks(4, 4, 1, nc, kc, arows, a_stride, block, c, c_stride, params); break;
+        case 5: zrk_avx512vnni_rows_blocks(5, 4, 1, nc, kc, arows, a_stride, block, c, c_stride, params); break;
+        case 6: zrk_avx512vnni_rows_blocks(6, 4, 1, nc, kc, arows, a_stride, block, c, c_stride, params); break;
+        default: {
+            // Seven rows: 28 accumulators and four weight vectors would not fit; two passes of two blocks
+            // (fourteen chains each).
+            const size_t block_bytes = ZRK_BLOCK_HEADER_BYTES + ZRK_NR * kc;
+            zrk_avx512vnni_rows_blocks(7, 2, 1, 2 * ZRK_NR, kc, arows, a_stride, block, c, c_stride, params);
+            zrk_avx512vnni_rows_blocks(
+                7, 2, 1, nc - 2 * ZRK_NR, kc, arows, a_stride, block + 2 * block_bytes,
+                (uint8_t*)c + 2 * ZRK_NR * sizeof(float), c_stride, params);
+            break;
+        }
+    }
+}
+#endif
