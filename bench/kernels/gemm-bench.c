@@ -89,7 +89,7 @@ static double measure_peak(int isa) {
 
 int main(int argc, char** argv) {
     const double seconds = argc > 1 ? atof(argv[1]) : 0.3;
-    const size_t ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 128, 512};
+    const size_t ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 16, 32, 128, 512};  // 12, 13: a full tile and a tail
     const size_t shapes[][2] = {{384, 384}, {384, 1536}, {1536, 384}, {384, 1152}};
     printf("{\"bench\": \"qu8s8-gemm\", \"seconds_per_cell\": %.2f}\n", seconds);
     for (int isa = ZRK_ISA_SCALAR; isa <= ZRK_ISA_AVX512VNNI; isa++) {
