@@ -36,8 +36,9 @@ static void zrk_qgemm_tile(
         }
         return;
     }
-    if (config->gemm1 != NULL && rows * 2 <= mr) {
-        // Short tails: the single-row kernel per row beats the wide kernel on aliased rows.
+    if (config->gemm1 != NULL && rows == 1) {
+        // A one-row tile: the single-row kernel (two k-quads a step, more chains in flight than the tile kernel's
+        // one-row case).
         for (size_t r = 0; r < rows; r++) {
             struct zrk_qgemm_params row = *tile;
             if (!tile->raw_int32) {

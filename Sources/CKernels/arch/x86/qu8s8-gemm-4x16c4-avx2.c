@@ -52,19 +52,13 @@ static inline ZRK_AVX2_TARGET void zrk_avx2_store8(
     }
 }
 
-ZRK_AVX2_TARGET void zrk_qu8s8_gemm_ukernel_4x16c4__avx2(
-    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+/// R rows (1-4) of the tile: each half's two weight vectors are sign-extended once and feed every row, so a tile of
+/// two or three rows does two or three multiplies per extension instead of running the kernel on aliased rows (or the
+/// single-row kernel once per row, extending every weight again).
+static inline __attribute__((always_inline)) ZRK_AVX2_TARGET void zrk_avx2_rows(
+    const size_t R, size_t nc, size_t kc, const int16_t* const* arow, const uint8_t* block, void* c, size_t c_stride,
     const struct zrk_qgemm_params* params) {
-    assert(mr >= 1 && mr <= 4);
-    assert(nc >= 1 && nc <= ZRK_NR);
-    assert(kc % ZRK_KR == 0);
-    const uint8_t* block = (const uint8_t*)w_block;
-    const int16_t* a0 = (const int16_t*)a;
-    const int16_t* a1 = mr > 1 ? (const int16_t*)((const uint8_t*)a0 + a_stride) : a0;
-    const int16_t* a2 = mr > 2 ? (const int16_t*)((const uint8_t*)a1 + a_stride) : a1;
-    const int16_t* a3 = mr > 3 ? (const int16_t*)((const uint8_t*)a2 + a_stride) : a2;
     const int8_t* w8 = (const int8_t*)(block + ZRK_BLOCK_HEADER_BYTES);
-
     for (size_t half = 0; half < 2; half++) {
         const size_t col0 = half * 8;
         if (col0 >= nc) {
@@ -73,48 +67,42 @@ ZRK_AVX2_TARGET void zrk_qu8s8_gemm_ukernel_4x16c4__avx2(
         const size_t cols = nc - col0 < 8 ? nc - col0 : 8;
         // Each k-quad row of the block holds 16 columns x 4 k (64 bytes); this half reads 32 of them.
         const int8_t* w = w8 + half * 32;
-        __m256i vacc0x0 = _mm256_setzero_si256(), vacc0x1 = _mm256_setzero_si256();
-        __m256i vacc1x0 = _mm256_setzero_si256(), vacc1x1 = _mm256_setzero_si256();
-        __m256i vacc2x0 = _mm256_setzero_si256(), vacc2x1 = _mm256_setzero_si256();
-        __m256i vacc3x0 = _mm256_setzero_si256(), vacc3x1 = _mm256_setzero_si256();
+        __m256i acc[4][2];
+        for (size_t r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
         for (size_t k = 0; k < kc; k += ZRK_KR) {
             const __m256i vw0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)w));
             const __m256i vw1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + 16)));
-            int64_t q;
-            memcpy(&q, a0 + k, 8);
-            __m256i va = _mm256_set1_epi64x(q);
-            vacc0x0 = _mm256_add_epi32(vacc0x0, _mm256_madd_epi16(va, vw0));
-            vacc0x1 = _mm256_add_epi32(vacc0x1, _mm256_madd_epi16(va, vw1));
-            memcpy(&q, a1 + k, 8);
-            va = _mm256_set1_epi64x(q);
-            vacc1x0 = _mm256_add_epi32(vacc1x0, _mm256_madd_epi16(va, vw0));
-            vacc1x1 = _mm256_add_epi32(vacc1x1, _mm256_madd_epi16(va, vw1));
-            memcpy(&q, a2 + k, 8);
-            va = _mm256_set1_epi64x(q);
-            vacc2x0 = _mm256_add_epi32(vacc2x0, _mm256_madd_epi16(va, vw0));
-            vacc2x1 = _mm256_add_epi32(vacc2x1, _mm256_madd_epi16(va, vw1));
-            memcpy(&q, a3 + k, 8);
-            va = _mm256_set1_epi64x(q);
-            vacc3x0 = _mm256_add_epi32(vacc3x0, _mm256_madd_epi16(va, vw0));
-            vacc3x1 = _mm256_add_epi32(vacc3x1, _mm256_madd_epi16(va, vw1));
+            for (size_t r = 0; r < R; r++) {
+                int64_t q;
+                memcpy(&q, arow[r] + k, 8);
+                const __m256i va = _mm256_set1_epi64x(q);
+                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(va, vw0));
+                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(va, vw1));
+            }
             w += ZRK_NR * ZRK_KR;
         }
-        zrk_avx2_store8(zrk_avx2_reduce_pairs(vacc0x0, vacc0x1), cols, block, col0, params, 0, (uint8_t*)c + 4 * col0);
-        if (mr > 1) {
+        for (size_t r = 0; r < R; r++) {
             zrk_avx2_store8(
-                zrk_avx2_reduce_pairs(vacc1x0, vacc1x1), cols, block, col0, params, 1,
-                (uint8_t*)c + c_stride + 4 * col0);
+                zrk_avx2_reduce_pairs(acc[r][0], acc[r][1]), cols, block, col0, params, r,
+                (uint8_t*)c + r * c_stride + 4 * col0);
         }
-        if (mr > 2) {
-            zrk_avx2_store8(
-                zrk_avx2_reduce_pairs(vacc2x0, vacc2x1), cols, block, col0, params, 2,
-                (uint8_t*)c + 2 * c_stride + 4 * col0);
-        }
-        if (mr > 3) {
-            zrk_avx2_store8(
-                zrk_avx2_reduce_pairs(vacc3x0, vacc3x1), cols, block, col0, params, 3,
-                (uint8_t*)c + 3 * c_stride + 4 * col0);
-        }
+    }
+}
+
+ZRK_AVX2_TARGET void zrk_qu8s8_gemm_ukernel_4x16c4__avx2(
+    size_t mr, size_t nc, size_t kc, const void* a, size_t a_stride, const void* w_block, void* c, size_t c_stride,
+    const struct zrk_qgemm_params* params) {
+    assert(mr >= 1 && mr <= 4);
+    assert(nc >= 1 && nc <= ZRK_NR);
+    assert(kc % ZRK_KR == 0);
+    const uint8_t* block = (const uint8_t*)w_block;
+    const int16_t* arow[4];
+    for (size_t r = 0; r < 4; r++) arow[r] = (const int16_t*)((const uint8_t*)a + (r < mr ? r : 0) * a_stride);
+    switch (mr) {
+        case 1: zrk_avx2_rows(1, nc, kc, arow, block, c, c_stride, params); break;
+        case 2: zrk_avx2_rows(2, nc, kc, arow, block, c, c_stride, params); break;
+        case 3: zrk_avx2_rows(3, nc, kc, arow, block, c, c_stride, params); break;
+        default: zrk_avx2_rows(4, nc, kc, arow, block, c, c_stride, params); break;
     }
 }
 #endif
