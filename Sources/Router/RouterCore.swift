@@ -106,6 +106,8 @@ public struct RouterCore {
         public var inFlight: Int
         /// Its query cache, as its last heartbeat said.
         public var queryCache: QueryCacheFigures?
+        /// Versions it has loaded in place since it joined (its query-cache figures restart with each).
+        public var loads: Int
     }
 
     public let configuration: RouterConfiguration
@@ -149,7 +151,7 @@ public struct RouterCore {
             table[id].map {
                 WorkerView(
                     identity: id, name: $0.name, version: $0.version, state: $0.phase.state, inFlight: $0.inFlight.count,
-                    queryCache: $0.queryCache)
+                    queryCache: $0.queryCache, loads: $0.loads)
             }
         }
     }

@@ -24,7 +24,7 @@ final class RouterMetrics {
     private let cacheMisses: Counter
     private let cacheEntries: Gauge
     /// Each worker's last reported cache counters (deltas go to the counters; a reload restarts them).
-    private var lastCache: [[UInt8]: QueryCacheFigures] = [:]
+    private var lastCache: [[UInt8]: (loads: Int, figures: QueryCacheFigures)] = [:]
 
     /// Seconds: 100 µs to 10 s.
     static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -123,16 +123,18 @@ final class RouterMetrics {
         inFlight.set(to: Double(core.inFlight))
         var counts: [String: Int] = [:]
         var entries = 0
-        var seen: [[UInt8]: QueryCacheFigures] = [:]
+        var seen: [[UInt8]: (loads: Int, figures: QueryCacheFigures)] = [:]
         for w in core.workerViews {
             counts[w.state.rawValue, default: 0] += 1
             guard let c = w.queryCache else { continue }
-            let last = lastCache[w.identity]
-            let hits = last.map { c.hits >= $0.hits ? c.hits - $0.hits : c.hits } ?? c.hits
-            let misses = last.map { c.misses >= $0.misses ? c.misses - $0.misses : c.misses } ?? c.misses
+            // Figures count from the worker's last load: against the previous reading of the same load, add the
+            // difference; a new load (or a first reading) counts all of them.
+            let last = lastCache[w.identity].flatMap { $0.loads == w.loads ? $0.figures : nil }
+            let hits = last.map { max(0, c.hits - $0.hits) } ?? c.hits
+            let misses = last.map { max(0, c.misses - $0.misses) } ?? c.misses
             if hits > 0 { cacheHits.increment(by: Int64(hits)) }
             if misses > 0 { cacheMisses.increment(by: Int64(misses)) }
-            seen[w.identity] = c
+            seen[w.identity] = (w.loads, c)
             entries += c.entries
         }
         lastCache = seen

@@ -38,6 +38,8 @@ package struct WorkerTable {
         package var phase: Phase = .ready
         /// Its query cache as its last heartbeat said.
         package var queryCache: QueryCacheFigures?
+        /// Versions it has loaded in place since it joined: its query-cache figures start again from zero with each.
+        package var loads = 0
 
         /// Takes another request now.
         package var isFree: Bool { phase == .ready && inFlight.count < capacity }
@@ -88,6 +90,7 @@ package struct WorkerTable {
             if e.phase == .loading || e.phase == .warming {
                 e.phase = .ready
                 e.queryCache = nil  // a new version starts with an empty cache; its next heartbeat says so
+                e.loads += 1
             }
             entries[identity] = e
             return .refreshed

@@ -28,11 +28,19 @@ final class RouterPartsTests: XCTestCase {
         XCTAssertTrue(t.release(7, from: a))
         XCTAssertEqual(t.takeLoadIfDrained(a), Array("{}".utf8))
         XCTAssertEqual(t[a]?.phase, .loading)
-        XCTAssertTrue(t.heard(a, warming: true, now: 2))
+        let oldCache = QueryCacheFigures(hits: 5, misses: 2, entries: 2, bytes: 3_072)
+        XCTAssertTrue(t.heard(a, warming: true, queryCache: oldCache, now: 2))
         XCTAssertEqual(t[a]?.phase, .warming)
+        XCTAssertEqual(t[a]?.loads, 0)
         XCTAssertEqual(t.announce(a, name: "w1", version: "v2", capacity: 1, now: 3), .refreshed)
         XCTAssertEqual(t[a]?.phase, .ready)
         XCTAssertEqual(t[a]?.version, "v2")
+        // The new version's cache figures start again: the old ones are gone, and the load is counted so that
+        // readers of the figures (the metrics) know they restarted.
+        XCTAssertNil(t[a]?.queryCache)
+        XCTAssertEqual(t[a]?.loads, 1)
+        XCTAssertEqual(t.announce(a, name: "w1", version: "v2", capacity: 1, now: 3), .refreshed)
+        XCTAssertEqual(t[a]?.loads, 1, "a READY outside a load is no load")
         // A reconnect under the same name replaces the old entry; names resolve to the live identity.
         let a2: [UInt8] = Array("w1-c".utf8)
         XCTAssertEqual(t.announce(a2, name: "w1", version: "v2", capacity: 1, now: 4), .joined(replacing: a))
