@@ -85,6 +85,10 @@ final class QGEMMTests: XCTestCase {
             all.append(Case(m: 9, n: 35, k: 1536, fill: fill))
             all.append(Case(m: 4, n: 17, k: 385, fill: fill))
         }
+        // Beyond one 64-row chunk, with and without short rows after the last full tile.
+        for m in [64, 69, 71, 72, 133] {
+            all.append(Case(m: m, n: 97, k: 36, fill: .random))
+        }
         // The MiniLM shapes at a query-sized M.
         all.append(Case(m: 16, n: 384, k: 384, fill: .random))
         all.append(Case(m: 5, n: 1536, k: 384, fill: .random))
@@ -92,9 +96,16 @@ final class QGEMMTests: XCTestCase {
         return all
     }
 
-    private func runGEMM(_ set: KernelSet, _ c: Case, a: [UInt8], packed: [UInt8], raw: Bool) -> [UInt32] {
+    /// Output rows are written with a stride of N + 3 values; the three values after each row (and a whole row
+    /// after the last) must keep their guard value, so a kernel that writes past its columns or rows fails.
+    private static let guardValue: UInt32 = 0xDEAD_BEEF
+
+    private func runGEMM(
+        _ set: KernelSet, _ c: Case, a: [UInt8], packed: [UInt8], raw: Bool, pool: OpaquePointer? = nil
+    ) -> [UInt32] {
         let kp = PackedWeights.paddedK(c.k)
-        var out = [UInt32](repeating: 0xDEAD_BEEF, count: c.m * c.n)
+        let stride = c.n + 3
+        var out = [UInt32](repeating: Self.guardValue, count: (c.m + 1) * stride)
         var scratch = [Int16](repeating: 0, count: c.m * kp)
         let aScale = (0..<c.m).map { Float($0 + 1) * 0.01 }
         let aZero = (0..<c.m).map { Int32(($0 * 37) % 256) }
@@ -104,11 +115,27 @@ final class QGEMMTests: XCTestCase {
                     var params = zrk_qgemm_params(
                         a_scale: raw ? nil : s.baseAddress, a_zero: raw ? nil : z.baseAddress,
                         activation: Int32(ZRK_ACTIVATION_NONE.rawValue), raw_int32: raw ? 1 : 0)
-                    zrk_qgemm(set.config, c.m, c.n, c.k, a, kp, &scratch, panel.baseAddress, &out, c.n * 4, &params)
+                    if let pool {
+                        zrk_qgemm_parallel(
+                            set.config, pool, c.m, c.n, c.k, a, kp, &scratch, panel.baseAddress, &out, stride * 4, &params)
+                    } else {
+                        zrk_qgemm(set.config, c.m, c.n, c.k, a, kp, &scratch, panel.baseAddress, &out, stride * 4, &params)
+                    }
                 }
             }
         }
-        return out
+        var result: [UInt32] = []
+        result.reserveCapacity(c.m * c.n)
+        for i in 0..<c.m {
+            result += out[(i * stride)..<(i * stride + c.n)]
+            XCTAssertEqual(
+                Array(out[(i * stride + c.n)..<((i + 1) * stride)]), [UInt32](repeating: Self.guardValue, count: 3),
+                "\(set.isa) m=\(c.m) n=\(c.n) k=\(c.k): a write past row \(i)'s columns")
+        }
+        XCTAssertEqual(
+            Array(out[(c.m * stride)...]), [UInt32](repeating: Self.guardValue, count: stride),
+            "\(set.isa) m=\(c.m) n=\(c.n) k=\(c.k): a write past the last row")
+        return result
     }
 
     func testEveryGEMMKernel_equalsNestedLoopInt32Math_bitForBit() throws {
@@ -138,11 +165,36 @@ final class QGEMMTests: XCTestCase {
         XCTAssertEqual(checked, cases().count * sets.count)
     }
 
+    /// The GEMM split across a thread pool (blocks of columns per task; for a query-sized M, whole groups of four
+    /// blocks) equals the int32 reference bit for bit, for every M from 1 to 17 and a few longer ones, on 2 and 3
+    /// threads.
+    func testThreadedGEMM_equalsNestedLoopInt32Math_bitForBit() throws {
+        var rng = SeededGenerator(seed: 99)
+        let sets = InstructionSet.allCases.compactMap { KernelSet($0) }
+        for threads in [2, 3] {
+            let pool = try XCTUnwrap(zrk_threadpool_create(threads))
+            defer { zrk_threadpool_destroy(pool) }
+            for m in Array(1...17) + [29, 70] {
+                for n in [33, 200, 384] {
+                    let c = Case(m: m, n: n, k: 40, fill: .random)
+                    let (a, w) = makeOperands(c, &rng)
+                    let expected = reference(c, a: a, w: w)
+                    let packed = PackedWeights.pack(
+                        k: c.k, n: c.n, weights: w, scales: [Float](repeating: 1, count: c.n), bias: nil)
+                    for set in sets {
+                        let got = runGEMM(set, c, a: a, packed: packed, raw: true, pool: pool).map { Int32(bitPattern: $0) }
+                        XCTAssertEqual(got, expected, "\(set.isa) \(threads) threads m=\(m) n=\(n)")
+                    }
+                }
+            }
+        }
+    }
+
     /// The fused dequantise + bias (+ GELU) epilogue of each kernel against the formula in double precision, on
     /// full and short tiles over one, two and four blocks (each row with its own scale and zero point).
     func testFusedEpilogue_matchesDequantiseBiasGELU_withinTolerance() throws {
         var rng = SeededGenerator(seed: 7)
-        let shapes = [(11, 37), (3, 70), (6, 64), (7, 81), (13, 130)]
+        let shapes = [(11, 37), (1, 64), (2, 50), (3, 70), (4, 64), (6, 64), (7, 81), (13, 130)]
         for activation in [ZRK_ACTIVATION_NONE, ZRK_ACTIVATION_GELU] {
             for (m, n) in shapes {
                 let c = Case(m: m, n: n, k: 70, fill: .random)

@@ -1,7 +1,8 @@
 // The whole-GEMM loop over packed 16-column blocks and MR-row tiles.
 //
-// Within a chunk of rows, blocks are the outer loop: a block (16 x Kp bytes, 6 KiB for K = 384) stays in L1 while every row tile of A
-// passes over it, which is what small-M (query-sized) GEMMs need.
+// Within a chunk of rows, blocks are the outer loop: a block (16 x Kp bytes, 6 KiB for K = 384) stays in L1 while every
+// full row tile of A passes over it. With a short-tile kernel over four blocks (AVX-512 VNNI), the rows after the last
+// full tile (all of a query-sized GEMM) then take a pass of their own over the blocks, four at a time.
 #include <assert.h>
 
 #include "CKernels.h"
@@ -192,8 +193,9 @@ void zrk_qgemm_parallel(
     // A few tasks per thread balances uneven progress without much scheduling.
     const size_t tasks = blocks < threads * 4 ? blocks : threads * 4;
     task.per_task = (blocks + tasks - 1) / tasks;
-    if (config->gemm_short_wide != NULL && m < config->gemm_mr) {
-        // A query-sized GEMM: whole groups of four blocks per task, for the short-tile kernel over four blocks.
+    if (config->gemm_short_wide != NULL && m % config->gemm_mr != 0) {
+        // Rows short of a full tile (all of a query-sized GEMM): whole groups of four blocks per task, for the
+        // short-tile kernel over four blocks.
         task.per_task = (task.per_task + 3) / 4 * 4;
     }
     task.rows = zrk_qgemm_prepare_a(config, m, kp, a, a_stride, a16, &task.rows_stride);
