@@ -170,11 +170,13 @@ public final class PoolClient {
             switch outcome {
             case .refused(let status):
                 problems.append("\(links[i].endpoint) refused this client's CURVE key (ZAP status \(status)): the key is not in the router's list for clients (--curve-clients)")
-            case .protocolError, .failed where !links[i].curve:
-                // A plain client has no keys that could mismatch: a handshake that fails, with or without detail (the
-                // router may close before its greeting arrives, and libzmq then reports no detail), means the router
-                // speaks CURVE.
+            case .protocolError:
                 problems.append("the handshake with \(links[i].endpoint) failed: the router requires CURVE (give --curve-server FILE.pub --curve-key FILE.key) or does not use it, or --curve-server is not its key")
+            case .failed where !links[i].curve:
+                // A plain client has no keys that could mismatch. A CURVE router that hangs up on a plain greeting
+                // before its own greeting arrives leaves libzmq with no detail; so does a listener that is no ZeroMQ
+                // peer at all.
+                problems.append("the handshake with \(links[i].endpoint) failed without detail: most likely the router requires CURVE (give --curve-server FILE.pub --curve-key FILE.key), or what listens there is not a zrank router")
             case .failed:
                 problems.append("the handshake with \(links[i].endpoint) failed (CURVE keys that do not match?)")
             case .none, .succeeded:

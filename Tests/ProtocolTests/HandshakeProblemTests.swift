@@ -11,7 +11,9 @@ import Glibc
 /// own greeting arrives) is told the router requires CURVE; a CURVE client in the same spot is told its keys may not
 /// match; a CURVE router answering a plain client is named as requiring CURVE.
 final class HandshakeProblemTests: XCTestCase {
-    /// A tcp listener on 127.0.0.1 that accepts connections and closes them at once, on its own thread.
+    /// A tcp listener on 127.0.0.1 that accepts connections and closes them at once, on its own thread. Only that
+    /// thread closes the listening socket (after `deinit` shuts it down), so its descriptor cannot be reused by
+    /// another socket while the thread might still accept on it.
     private final class HangUpServer {
         let port: UInt16
         private let fd: Int32
@@ -26,26 +28,31 @@ final class HandshakeProblemTests: XCTestCase {
             let bound = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            guard bound == 0, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
+            guard bound == 0, listen(fd, 16) == 0 else {
+                close(fd)
+                throw POSIXError(.EADDRINUSE)
+            }
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             _ = withUnsafeMutablePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
             }
             port = UInt16(bigEndian: address.sin_port)
             self.fd = fd
-            let listener = fd
             Thread.detachNewThread {
                 while true {
-                    let connection = accept(listener, nil, nil)
-                    if connection < 0 { return }
-                    close(connection)
+                    let connection = accept(fd, nil, nil)
+                    if connection >= 0 {
+                        close(connection)
+                    } else if errno != EINTR && errno != ECONNABORTED {
+                        break  // shut down by deinit
+                    }
                 }
+                close(fd)
             }
         }
 
         deinit {
             shutdown(fd, Int32(SHUT_RDWR))
-            close(fd)
         }
     }
 
@@ -79,9 +86,8 @@ final class HandshakeProblemTests: XCTestCase {
         let context = ZMQContext()
         let router = try ZMQSocket(context, type: .router)
         try router.makeCurveServer(try CurveKeyPair.generate(), domain: .clients)
-        let port = Int.random(in: 20_000...60_000)
-        try router.bind("tcp://127.0.0.1:\(port)")
-        let client = try PoolClient(endpoint: "tcp://127.0.0.1:\(port)", context: context)
+        try router.bind("tcp://127.0.0.1:*")
+        let client = try PoolClient(endpoint: router.lastEndpoint, context: context)
         let said = try XCTUnwrap(problem(of: client))
         XCTAssertTrue(said.contains("requires CURVE"), said)
     }
