@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the GEMM benchmark from the kernel sources (baseline flags and compiler, like the package) and runs it.
-# Given a second checkout, builds it against that one's kernels too and runs the two alternately ROUNDS times, each
-# line tagged {"tree": "other"|"this", "round": R, ...} (the machine is shared and noisy: compare only within a run).
+# Given a second checkout, builds it against that one's kernels too and runs the two alternately ROUNDS times (the
+# other first in odd rounds, this one first in even rounds), each line tagged {"tree": "other"|"this", "round": R, ...} (the machine is shared and noisy: compare only within a run).
 # Usage: bench/kernels/run.sh [seconds-per-cell [OTHER_CHECKOUT [ROUNDS]]]
 #        e.g. git worktree add /tmp/base <commit>; bench/kernels/run.sh 0.25 /tmp/base 3
 set -euo pipefail
@@ -21,9 +21,13 @@ seconds="${1:-0.3}"
 if [[ $# -ge 2 ]]; then
     build "$2" "$out.other"
     echo "this: $(git -C "$root" rev-parse --short HEAD) (and its working tree); other: $2 at $(git -C "$2" rev-parse --short HEAD)" >&2
+    # Odd rounds run the other tree first, even rounds this one (so an order effect does not favour one side).
     for round in $(seq "${3:-3}"); do
-        "$out.other" "$seconds" | sed "s/^{/{\"tree\": \"other\", \"round\": $round, /"
-        "$out" "$seconds" | sed "s/^{/{\"tree\": \"this\", \"round\": $round, /"
+        order="other this"; (( round % 2 == 0 )) && order="this other"
+        for tree in $order; do
+            bin="$out"; [[ $tree == other ]] && bin="$out.other"
+            "$bin" "$seconds" | sed "s/^{/{\"tree\": \"$tree\", \"round\": $round, /"
+        done
     done
 else
     "$out" "$seconds"
