@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the GEMM benchmark from the kernel sources (baseline flags and compiler, like the package) and runs it.
 # Given a second checkout, builds it against that one's kernels too and runs the two alternately ROUNDS times (the
-# other first in odd rounds, this one first in even rounds), each line tagged {"tree": "other"|"this", "round": R, ...} (the machine is shared and noisy: compare only within a run).
+# other first in odd rounds, this one first in even rounds), each line tagged {"tree": "other"|"this", "round": R,
+# ...} (the machine is shared and noisy: compare only within a run).
 # Usage: bench/kernels/run.sh [seconds-per-cell [OTHER_CHECKOUT [ROUNDS]]]
 #        e.g. git worktree add /tmp/base <commit>; bench/kernels/run.sh 0.25 /tmp/base 3
 set -euo pipefail
