@@ -129,6 +129,9 @@ public final class Ranker {
     public private(set) var queryCacheStats = QueryCacheStats()
     private var scratchScores: [Int32] = []
     private var scratchRows: [UInt32] = []
+    /// Per catalog row, the validation pass that last named it (duplicate candidates without hashing ids twice).
+    private var rowStamps: [UInt32] = []
+    private var stampPass: UInt32 = 0
 
     public init(
         model: ModelFile, index: CatalogIndex, version: String? = nil, limits: RankLimits = RankLimits(),
@@ -180,6 +183,12 @@ public final class Ranker {
 
     /// Checks a request against the limits.
     public func validate(_ q: RankQuery) throws(RankError) {
+        _ = try validated(q)
+    }
+
+    /// Checks a request against the limits; returns the catalog row of each of its `candidateIDs` (nil: not in the
+    /// catalog), for scoring to use without looking the ids up again.
+    private func validated(_ q: RankQuery) throws(RankError) -> [UInt32?] {
         if q.query.utf8.count > limits.maxQueryBytes {
             throw RankError("query text of \(q.query.utf8.count) bytes exceeds the \(limits.maxQueryBytes)-byte limit")
         }
@@ -192,14 +201,7 @@ public final class Ranker {
         if q.inlineCandidates.count > limits.maxInlineCandidates {
             throw RankError("\(q.inlineCandidates.count) inline candidates exceed the maximum of \(limits.maxInlineCandidates)")
         }
-        var seen = Set<String>(minimumCapacity: total)
-        for id in q.candidateIDs + q.inlineCandidates.map(\.id) {
-            if id.isEmpty { throw RankError("empty candidate id") }
-            if id.utf8.count > limits.maxIDBytes {
-                throw RankError("candidate id of \(id.utf8.count) bytes exceeds \(limits.maxIDBytes) bytes")
-            }
-            if !seen.insert(id).inserted { throw RankError("duplicated candidate id \"\(id)\"") }
-        }
+        let rows = try resolveCandidates(q)
         for c in q.inlineCandidates where c.text.utf8.count > limits.maxQueryBytes {
             throw RankError("inline text of \"\(c.id)\" exceeds the \(limits.maxQueryBytes)-byte limit")
         }
@@ -212,6 +214,37 @@ public final class Ranker {
         for v in [q.alpha, q.beta].compactMap({ $0 }) where !v.isFinite {
             throw RankError("alpha and beta must be finite numbers")
         }
+        return rows
+    }
+
+    /// Checks the candidate ids (none empty, none too long, no id twice among the catalog and inline candidates)
+    /// and returns the catalog row of each of `candidateIDs` (nil: not in the catalog), each id looked up once. A
+    /// catalog id seen twice is found by its row's stamp for this pass; ids outside the catalog go through a set.
+    private func resolveCandidates(_ q: RankQuery) throws(RankError) -> [UInt32?] {
+        stampPass &+= 1
+        if stampPass == 0 || rowStamps.count != index.count {
+            rowStamps = [UInt32](repeating: 0, count: index.count)
+            stampPass = 1
+        }
+        var others = Set<String>()
+        func check(_ id: String) throws(RankError) -> UInt32? {
+            if id.isEmpty { throw RankError("empty candidate id") }
+            if id.utf8.count > limits.maxIDBytes {
+                throw RankError("candidate id of \(id.utf8.count) bytes exceeds \(limits.maxIDBytes) bytes")
+            }
+            if let row = index.row(of: id) {
+                if rowStamps[Int(row)] == stampPass { throw RankError("duplicated candidate id \"\(id)\"") }
+                rowStamps[Int(row)] = stampPass
+                return row
+            }
+            if !others.insert(id).inserted { throw RankError("duplicated candidate id \"\(id)\"") }
+            return nil
+        }
+        var rows: [UInt32?] = []
+        rows.reserveCapacity(q.candidateIDs.count)
+        for id in q.candidateIDs { rows.append(try check(id)) }
+        for c in q.inlineCandidates { _ = try check(c.id) }
+        return rows
     }
 
     /// Ranks one request (a batch of one: the same path as `rank(batch:)`).
@@ -228,11 +261,12 @@ public final class Ranker {
         var encodings = [TokenizerEncoding?](repeating: nil, count: queries.count)
         var vectors = [[Float]?](repeating: nil, count: queries.count)
         let t0 = monotonic()
+        var rows = [[UInt32?]](repeating: [], count: queries.count)
         var pending: [[Int32]: [Int]] = [:]
         var order: [[Int32]] = []
         for (i, q) in queries.enumerated() {
             do {
-                try validate(q)
+                rows[i] = try validated(q)
             } catch {
                 results[i] = .failure(error)
                 continue
@@ -267,14 +301,18 @@ public final class Ranker {
         return queries.indices.map { i in
             if let done = results[i] { return done }
             return Result { () throws(RankError) in
-                try score(queries[i], queryEncoding: encodings[i]!, queryVector: vectors[i]!, encodeNanos: t1 - t0, started: monotonic())
+                try score(
+                    queries[i], rows: rows[i], queryEncoding: encodings[i]!, queryVector: vectors[i]!, encodeNanos: t1 - t0,
+                    started: monotonic())
             }
         }
     }
 
-    /// Scores one validated request whose query is encoded.
+    /// Scores one validated request whose query is encoded; `rows` are its candidates' catalog rows (nil: not in
+    /// the catalog), as validation resolved them.
     private func score(
-        _ q: RankQuery, queryEncoding: TokenizerEncoding, queryVector: [Float], encodeNanos: UInt64, started t1: UInt64
+        _ q: RankQuery, rows: [UInt32?], queryEncoding: TokenizerEncoding, queryVector: [Float], encodeNanos: UInt64,
+        started t1: UInt64
     ) throws(RankError) -> RankOutcome {
         if let heads {
             // The lexical feature's query pieces come from the encoding already made.
@@ -315,7 +353,7 @@ public final class Ranker {
         var positions: [Int] = []
         positions.reserveCapacity(q.candidateIDs.count)
         for (p, id) in q.candidateIDs.enumerated() {
-            if let row = index.row(of: id) {
+            if let row = rows[p] {
                 scratchRows.append(row)
                 positions.append(p)
             } else {
