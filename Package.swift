@@ -309,7 +309,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RankingTests",
-            dependencies: ["Ranking", "Model", "_TestSupport"],
+            dependencies: ["Ranking", "Model", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

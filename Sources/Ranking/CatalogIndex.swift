@@ -66,7 +66,7 @@ public final class CatalogIndex: @unchecked Sendable {
     public let scales: UnsafePointer<Float>
     private let idOffsets: UnsafePointer<UInt32>
     private let idBytes: UnsafePointer<UInt8>
-    private let rowByID: [String: UInt32]
+    private let rowByID: ItemIDTable
     /// Item facts (nil for version 1 indexes).
     private let pieceOffsets: UnsafePointer<UInt32>?
     private let pieces: UnsafePointer<UInt32>?
@@ -150,15 +150,19 @@ public final class CatalogIndex: @unchecked Sendable {
         }
         let offsets = (base + idsAt).assumingMemoryBound(to: UInt32.self)
         let bytes = (base + idsAt + (count + 1) * 4).assumingMemoryBound(to: UInt8.self)
-        var lookup: [String: UInt32] = [:]
-        lookup.reserveCapacity(count)
         let textLength = idsLength - (count + 1) * 4
         for r in 0..<count {
             let a = Int(UInt32(littleEndian: offsets[r]))
             let b = Int(UInt32(littleEndian: offsets[r + 1]))
             guard a <= b, b <= textLength else { throw IndexError("\(path): corrupt id table") }
-            let id = String(decoding: UnsafeBufferPointer(start: bytes + a, count: b - a), as: UTF8.self)
-            guard lookup.updateValue(UInt32(r), forKey: id) == nil else { throw IndexError("\(path): duplicated item id \"\(id)\"") }
+        }
+        let lookup: ItemIDTable
+        do {
+            lookup = try ItemIDTable(count: count, offsets: offsets, bytes: bytes)
+        } catch {
+            switch error {
+            case .duplicate(let id): throw IndexError("\(path): duplicated item id \"\(id)\"")
+            }
         }
         self.dimension = dimension
         self.count = count
@@ -210,7 +214,11 @@ public final class CatalogIndex: @unchecked Sendable {
     public func row(of id: String) -> UInt32? { lookupRow(id) }
 
     @usableFromInline
-    func lookupRow(_ id: String) -> UInt32? { rowByID[id] }
+    func lookupRow(_ id: String) -> UInt32? { rowByID.row(of: id) }
+
+    /// The rows of many item ids at once (nil: not in the catalog), each the same as `row(of:)` gives, found with
+    /// the lookups' cache misses overlapped: the lookup for a request's candidates.
+    public func rows(of ids: [String]) -> [UInt32?] { rowByID.rows(of: ids) }
 
     /// The item id of a row.
     public func id(ofRow r: Int) -> String {

@@ -226,24 +226,34 @@ public final class Ranker {
             rowStamps = [UInt32](repeating: 0, count: index.count)
             stampPass = 1
         }
-        var others = Set<String>()
-        func check(_ id: String) throws(RankError) -> UInt32? {
+        let maxIDBytes = limits.maxIDBytes
+        func checkSpelling(_ id: String) throws(RankError) {
             if id.isEmpty { throw RankError("empty candidate id") }
-            if id.utf8.count > limits.maxIDBytes {
-                throw RankError("candidate id of \(id.utf8.count) bytes exceeds \(limits.maxIDBytes) bytes")
+            if id.utf8.count > maxIDBytes {
+                throw RankError("candidate id of \(id.utf8.count) bytes exceeds \(maxIDBytes) bytes")
             }
-            if let row = index.row(of: id) {
-                if rowStamps[Int(row)] == stampPass { throw RankError("duplicated candidate id \"\(id)\"") }
-                rowStamps[Int(row)] = stampPass
-                return row
-            }
-            if !others.insert(id).inserted { throw RankError("duplicated candidate id \"\(id)\"") }
-            return nil
         }
-        var rows: [UInt32?] = []
-        rows.reserveCapacity(q.candidateIDs.count)
-        for id in q.candidateIDs { rows.append(try check(id)) }
-        for c in q.inlineCandidates { _ = try check(c.id) }
+        for id in q.candidateIDs { try checkSpelling(id) }
+        for c in q.inlineCandidates { try checkSpelling(c.id) }
+        // All of the request's catalog lookups in one call, which overlaps their cache misses.
+        let rows = index.rows(of: q.candidateIDs)
+        // The stamps are taken out of `self` for the loop: a stored property of a class touched per id costs a
+        // dynamic exclusivity check each time.
+        var stamps = rowStamps
+        rowStamps = []
+        defer { rowStamps = stamps }
+        let pass = stampPass
+        var others = Set<String>()
+        func claim(_ id: String, _ row: UInt32?) throws(RankError) {
+            if let row {
+                if stamps[Int(row)] == pass { throw RankError("duplicated candidate id \"\(id)\"") }
+                stamps[Int(row)] = pass
+            } else if !others.insert(id).inserted {
+                throw RankError("duplicated candidate id \"\(id)\"")
+            }
+        }
+        for (id, row) in zip(q.candidateIDs, rows) { try claim(id, row) }
+        for c in q.inlineCandidates { try claim(c.id, index.row(of: c.id)) }
         return rows
     }
 

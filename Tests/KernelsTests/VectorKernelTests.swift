@@ -221,8 +221,8 @@ final class DotRowsTests: XCTestCase {
     func testDotRows_equalNestedLoops_forEveryDimAndExtremes_withAndWithoutIndex() {
         var rng = SeededGenerator(seed: 11)
         for dim in [1, 7, 15, 16, 17, 31, 32, 33, 100, 384, 385, 1024] {
-            for fill in 0..<3 {
-                let rows = 23
+            // Row counts below, at and past the kernels' prefetch distance (8 rows ahead).
+            for (fill, rows) in [(0, 23), (1, 23), (2, 23), (0, 1), (0, 8), (0, 9)] {
                 let stride = (dim + 63) & ~63
                 var base = [Int8](repeating: 0, count: rows * stride)
                 var q = [Int8](repeating: 0, count: dim)
@@ -258,8 +258,7 @@ final class DotRowsTests: XCTestCase {
     func testDot2Rows_equalNestedLoops() {
         var rng = SeededGenerator(seed: 41)
         for dim in [1, 7, 15, 16, 17, 31, 33, 64, 100, 383, 384, 385, 1025] {
-            for fill in 0..<3 {
-                let rows = 19
+            for (fill, rows) in [(0, 19), (1, 19), (2, 19), (0, 1), (0, 8), (0, 9)] {
                 let stride = (dim + 63) & ~63
                 var base = [Int8](repeating: 0, count: rows * stride)
                 for i in base.indices {

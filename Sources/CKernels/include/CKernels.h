@@ -138,6 +138,10 @@ typedef void (*zrk_qs8_dot2_rows_fn)(
     size_t rows, size_t dim, const int8_t* base, size_t row_stride, const uint32_t* index, const int8_t* q0,
     const int8_t* q1, int32_t* out0, int32_t* out1);
 
+/// Asks for the cache line holding `p` ahead of its use (a hint: never faults, whatever `p` is). For Swift code
+/// that walks scattered memory in passes, such as the item id lookup of a request's candidates.
+static inline void zrk_prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+
 /// Scratch floats one attention call needs for a sequence of `l` tokens and head size `d`. A function, not a
 /// `static inline` in this header: a change to it then rebuilds with the kernels, where an inline copy compiled into
 /// the Swift callers went stale in incremental builds.

@@ -27,6 +27,7 @@ ZRK_AVX2_TARGET void zrk_qs8_dot2_rows__avx2(
         b16[i] = q1[i];
     }
     for (size_t r = 0; r < rows; r++) {
+        zrk_prefetch_row_ahead(r, rows, dim, base, row_stride, index);
         const int8_t* v = base + (index != NULL ? (size_t)index[r] : r) * row_stride;
         __m256i acc_a = _mm256_setzero_si256(), acc_b = _mm256_setzero_si256();
         size_t i = 0;
