@@ -43,12 +43,16 @@ runs = {}
 for f in sorted(glob.glob(f"{out}/r*-c*-batch*.json")):
     _, c, b = os.path.basename(f)[:-5].split("-")
     runs.setdefault((int(c[1:]), int(b[5:])), []).append(json.load(open(f)))
+import re
+def cpu_line(info):
+    field = lambda k: (re.search(rf"^{k}\s*: (.*)$", info, re.M) or [None, "?"])[1]
+    return f"{field('model name')} (family {field('cpu family')} model {field('model')})"
 flags = open("/proc/cpuinfo").read()
 lines = ["# Cross-request batching in workers", "",
          f"`bench/batching/run.sh {rounds} {secs}`: `zrank serve --workers 2 --query-cache 0` (tcp, 127.0.0.1, MiniLM-L6 int8,",
          "5,000-item demo catalog), `zrank-bench --concurrency 16` over the WANDS queries drawn uniformly, top_k 10;",
          f"`--max-batch 8` against `--max-batch 1`, alternating in each of {rounds} rounds ({secs} s each, medians shown).",
-         f"Machine: {os.cpu_count()} vCPU, {'AVX-512 VNNI' if 'avx512_vnni' in flags else 'AVX2 only'}; the load generator shares the cores with the pool.", "",
+         f"Machine: {os.cpu_count()} vCPU {cpu_line(flags)}, {'AVX-512 VNNI' if 'avx512_vnni' in flags else 'AVX2 only'}; the load generator shares the cores with the pool.", "",
          "| candidates | --max-batch | req/s | p50 ms | p99 ms | req/s ratio (8 / 1) | p99 ratio |", "| --- | --- | --- | --- | --- | --- | --- |"]
 for c in sorted({k[0] for k in runs}):
     one, eight = runs[(c, 1)], runs[(c, 8)]

@@ -48,11 +48,15 @@ for f in sorted(glob.glob(f"{out}/r*-c*-cache*.json")):
     runs.setdefault((int(c[1:]), int(cache[5:])), []).append(j)
 def rate(j): return j["achieved_rate"]
 def p(j, q): return j["latency_ms"][q] if "latency_ms" in j else j[f"{q}_ms"]
+import re
+def cpu_line(info):
+    field = lambda k: (re.search(rf"^{k}\s*: (.*)$", info, re.M) or [None, "?"])[1]
+    return f"{field('model name')} (family {field('cpu family')} model {field('model')})"
 flags = open("/proc/cpuinfo").read()
 lines = ["# Query-embedding cache on a Zipf(1.0) query mix", "",
          f"`bench/query-cache/run.sh {rounds} {secs}`: `zrank serve --workers 2` (tcp, 127.0.0.1, MiniLM-L6 int8, 5,000-item demo",
          "catalog), `zrank-bench --concurrency 4 --zipf 1.0` over the WANDS queries, top_k 10; `--query-cache 10000` against",
-         f"`--query-cache 0`, alternating in each of {rounds} rounds ({secs} s each, medians shown). Machine: {os.cpu_count()} vCPU, "
+         f"`--query-cache 0`, alternating in each of {rounds} rounds ({secs} s each, medians shown). Machine: {os.cpu_count()} vCPU {cpu_line(flags)}, "
          f"{'AVX-512 VNNI' if 'avx512_vnni' in flags else 'AVX2 only'}; the load generator shares the cores with the pool.", "",
          "| candidates | cache | req/s | p50 ms | p99 ms | req/s ratio (cache / none) | p99 ratio |", "| --- | --- | --- | --- | --- | --- | --- |"]
 for c in sorted({k[0] for k in runs}):

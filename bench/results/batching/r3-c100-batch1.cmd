@@ -1,0 +1,1 @@
+zrank serve --model models/minilm-l6-int8.zrm --index models/demo-catalog.zri --workers 2 --bind tcp://127.0.0.1:5909 --query-cache 0 --max-batch 1; .build/release/zrank-bench --endpoint tcp://127.0.0.1:5909 --concurrency 16 --duration 15s --warmup 2s --candidates 100 --top-k 10 --json bench/results/batching/r3-c100-batch1.json

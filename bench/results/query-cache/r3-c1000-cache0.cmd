@@ -1,0 +1,1 @@
+zrank serve --model models/minilm-l6-int8.zrm --index models/demo-catalog.zri --workers 2 --bind tcp://127.0.0.1:5811 --query-cache 0; .build/release/zrank-bench --endpoint tcp://127.0.0.1:5811 --concurrency 4 --duration 15s --warmup 2s --candidates 1000 --top-k 10 --zipf 1.0 --json bench/results/query-cache/r3-c1000-cache0.json
