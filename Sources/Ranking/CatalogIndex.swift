@@ -154,7 +154,9 @@ public final class CatalogIndex: @unchecked Sendable {
         for r in 0..<count {
             let a = Int(UInt32(littleEndian: offsets[r]))
             let b = Int(UInt32(littleEndian: offsets[r + 1]))
-            guard a <= b, b <= textLength else { throw IndexError("\(path): corrupt id table") }
+            guard a <= b, b <= textLength,
+                String(validating: UnsafeBufferPointer(start: bytes + a, count: b - a), as: UTF8.self) != nil
+            else { throw IndexError("\(path): corrupt id table") }
         }
         let lookup: ItemIDTable
         do {
@@ -209,7 +211,7 @@ public final class CatalogIndex: @unchecked Sendable {
         munmap(mapping, size)
     }
 
-    /// The row of an item id, or nil when it is not in the catalog.
+    /// The row of an item id, or nil when it is not in the catalog. Ids match byte for byte (their UTF-8).
     @inlinable
     public func row(of id: String) -> UInt32? { lookupRow(id) }
 

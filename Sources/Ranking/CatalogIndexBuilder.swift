@@ -35,7 +35,7 @@ public enum CatalogIndexBuilder {
         }
         let hash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
         var items: [CatalogItem] = []
-        var seen = Set<String>()
+        var seen = Set<ExactID>()
         var lineNumber = 0
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -55,7 +55,7 @@ public enum CatalogIndexBuilder {
             guard let title = object["title"] as? String else {
                 throw IndexError("\(path): line \(lineNumber): missing string \"title\"")
             }
-            guard seen.insert(id).inserted else {
+            guard seen.insert(ExactID(id: id)).inserted else {
                 throw IndexError("\(path): line \(lineNumber): duplicated id \"\(id)\"")
             }
             func number(_ key: String) throws(IndexError) -> Double? {

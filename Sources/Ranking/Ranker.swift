@@ -217,9 +217,10 @@ public final class Ranker {
         return rows
     }
 
-    /// Checks the candidate ids (none empty, none too long, no id twice among the catalog and inline candidates)
-    /// and returns the catalog row of each of `candidateIDs` (nil: not in the catalog), each id looked up once. A
-    /// catalog id seen twice is found by its row's stamp for this pass; ids outside the catalog go through a set.
+    /// Checks the candidate ids (none empty, none too long, no id twice among the catalog and inline candidates;
+    /// ids are the same when their UTF-8 bytes are) and returns the catalog row of each of `candidateIDs` (nil: not
+    /// in the catalog), each id looked up once. Every id's spelling is checked before any duplicate is looked for.
+    /// A catalog id seen twice is found by its row's stamp for this pass; ids outside the catalog go through a set.
     private func resolveCandidates(_ q: RankQuery) throws(RankError) -> [UInt32?] {
         stampPass &+= 1
         if stampPass == 0 || rowStamps.count != index.count {
@@ -243,12 +244,12 @@ public final class Ranker {
         rowStamps = []
         defer { rowStamps = stamps }
         let pass = stampPass
-        var others = Set<String>()
+        var others = Set<ExactID>()
         func claim(_ id: String, _ row: UInt32?) throws(RankError) {
             if let row {
                 if stamps[Int(row)] == pass { throw RankError("duplicated candidate id \"\(id)\"") }
                 stamps[Int(row)] = pass
-            } else if !others.insert(id).inserted {
+            } else if !others.insert(ExactID(id: id)).inserted {
                 throw RankError("duplicated candidate id \"\(id)\"")
             }
         }

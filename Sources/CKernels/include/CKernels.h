@@ -139,7 +139,9 @@ typedef void (*zrk_qs8_dot2_rows_fn)(
     const int8_t* q1, int32_t* out0, int32_t* out1);
 
 /// Asks for the cache line holding `p` ahead of its use (a hint: never faults, whatever `p` is). For Swift code
-/// that walks scattered memory in passes, such as the item id lookup of a request's candidates.
+/// that walks scattered memory in passes, such as the item id lookup of a request's candidates. A `static inline`
+/// on purpose, unlike `zrk_attention_scratch_floats` below: a call per prefetch would cost more than the hint, and
+/// this one line has nothing to go stale.
 static inline void zrk_prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
 
 /// Scratch floats one attention call needs for a sequence of `l` tokens and head size `d`. A function, not a
