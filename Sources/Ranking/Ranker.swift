@@ -328,7 +328,7 @@ public final class Ranker {
         if let heads {
             // The lexical feature's query pieces come from the encoding already made.
             return try rankWithHeads(
-                q, heads, queryVector: queryVector, queryPieces: wordPieces(tokenizer, encoding: queryEncoding),
+                q, heads, rows: rows, queryVector: queryVector, queryPieces: wordPieces(tokenizer, encoding: queryEncoding),
                 encodeNanos: encodeNanos, started: t1)
         }
         let (q8, qScale) = quantizeSymmetric(queryVector)
@@ -360,17 +360,8 @@ public final class Ranker {
             return RankOutcome(items: items, notFound: [], encodeNanos: encodeNanos, scoreNanos: monotonic() - t1)
         }
         // Catalog candidates: gather rows, one kernel call.
-        scratchRows.removeAll(keepingCapacity: true)
-        var positions: [Int] = []
-        positions.reserveCapacity(q.candidateIDs.count)
-        for (p, id) in q.candidateIDs.enumerated() {
-            if let row = rows[p] {
-                scratchRows.append(row)
-                positions.append(p)
-            } else {
-                notFound.append(id)
-            }
-        }
+        let positions: [Int]
+        (positions, notFound) = Self.gather(q.candidateIDs, rows: rows, into: &scratchRows)
         let present = positions.count + q.inlineCandidates.count
         let k = min(q.topK == 0 ? present : q.topK, present)
         top = TopK(k: k)
@@ -438,9 +429,30 @@ public final class Ranker {
         return (fa, fb)
     }
 
+    /// Splits a request's candidates by the rows validation resolved: the catalog rows (into `present`, emptied
+    /// first, so a scratch buffer keeps its capacity), each one's position in `ids`, and the ids outside the catalog.
+    private static func gather(
+        _ ids: [String], rows: [UInt32?], into present: inout [UInt32]
+    ) -> (positions: [Int], notFound: [String]) {
+        present.removeAll(keepingCapacity: true)
+        var positions: [Int] = []
+        positions.reserveCapacity(ids.count)
+        var notFound: [String] = []
+        for (p, row) in rows.enumerated() {
+            if let row {
+                present.append(row)
+                positions.append(p)
+            } else {
+                notFound.append(ids[p])
+            }
+        }
+        return (positions, notFound)
+    }
+
     /// Ranks with the heads: features per candidate, both heads, combined score, top k by it.
     private func rankWithHeads(
-        _ q: RankQuery, _ h: PreparedHeads, queryVector: [Float], queryPieces: [UInt32], encodeNanos: UInt64, started: UInt64
+        _ q: RankQuery, _ h: PreparedHeads, rows resolved: [UInt32?], queryVector: [Float], queryPieces: [UInt32],
+        encodeNanos: UInt64, started: UInt64
     ) throws(RankError) -> RankOutcome {
         let alpha = q.alpha ?? h.heads.alpha
         let beta = q.beta ?? h.heads.beta
@@ -461,14 +473,7 @@ public final class Ranker {
             rows = (0..<UInt32(index.count)).map { $0 }
             positions = Array(0..<index.count)
         } else {
-            for (p, id) in q.candidateIDs.enumerated() {
-                if let row = index.row(of: id) {
-                    rows.append(row)
-                    positions.append(p)
-                } else {
-                    notFound.append(id)
-                }
-            }
+            (positions, notFound) = Self.gather(q.candidateIDs, rows: resolved, into: &rows)
         }
         let position = FeatureSet.positionFeature(FeatureSet.servingPosition)
         let hasProfile: Float = profile == nil ? 0 : 1
