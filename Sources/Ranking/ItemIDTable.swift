@@ -51,17 +51,32 @@ package struct ItemIDTable {
         self.offsets = offsets
         self.bytes = bytes
         for r in 0..<count {
-            let id = UnsafeBufferPointer(start: bytes + Int(UInt32(littleEndian: offsets[r])), count: length(ofRow: r))
+            let id = idBytes(ofRow: r)
             let h = hash(id)
-            var i = Int(truncatingIfNeeded: h) & mask
-            while slots[i] != 0 {
-                if slots[i] >> 32 == h >> 32, equals(row: Int(UInt32(truncatingIfNeeded: slots[i])) - 1, id) {
-                    throw .duplicate(String(decoding: id, as: UTF8.self))
-                }
-                i = (i + 1) & mask
+            switch probe(id, hash: h) {
+            case .found: throw .duplicate(String(decoding: id, as: UTF8.self))
+            case .empty(let i): slots[i] = (h & 0xFFFF_FFFF_0000_0000) | UInt64(r + 1)
             }
-            slots[i] = (h & 0xFFFF_FFFF_0000_0000) | UInt64(r + 1)
         }
+    }
+
+    /// Where a probe for an id ends: at its row, or at the empty slot that shows it is absent (where it would go).
+    private enum Probe {
+        case found(row: Int)
+        case empty(slot: Int)
+    }
+
+    /// Walks the id's probe chain from its hash's slot, confirming each tag match against the stored bytes.
+    private func probe(_ utf8: UnsafeBufferPointer<UInt8>, hash h: UInt64) -> Probe {
+        var i = Int(truncatingIfNeeded: h) & mask
+        while slots[i] != 0 {
+            if slots[i] >> 32 == h >> 32 {
+                let row = Int(UInt32(truncatingIfNeeded: slots[i])) - 1
+                if equals(row: row, utf8) { return .found(row: row) }
+            }
+            i = (i + 1) & mask
+        }
+        return .empty(slot: i)
     }
 
     /// The row of `id`, or nil when the catalog does not hold it.
@@ -72,17 +87,8 @@ package struct ItemIDTable {
 
     /// The row of the id spelled by `utf8`, or nil.
     package func row(ofUTF8 utf8: UnsafeBufferPointer<UInt8>) -> UInt32? {
-        let h = hash(utf8)
-        var i = Int(truncatingIfNeeded: h) & mask
-        while true {
-            let s = slots[i]
-            if s == 0 { return nil }
-            if s >> 32 == h >> 32 {
-                let row = Int(UInt32(truncatingIfNeeded: s)) - 1
-                if equals(row: row, utf8) { return UInt32(row) }
-            }
-            i = (i + 1) & mask
-        }
+        if case .found(let row) = probe(utf8, hash: hash(utf8)) { return UInt32(row) }
+        return nil
     }
 
     /// The rows of many ids (nil: not in the catalog), the same as `row(of:)` for each, in passes over all of them:
@@ -116,7 +122,7 @@ package struct ItemIDTable {
             }
         }
         for i in 0..<n where work[i] != 0 {
-            zrk_prefetch(bytes + Int(UInt32(littleEndian: offsets[Int(work[i]) - 1])))
+            zrk_prefetch(idBytes(ofRow: Int(work[i]) - 1).baseAddress)
         }
         var rows = [UInt32?](repeating: nil, count: n)
         for i in 0..<n where work[i] != 0 {
@@ -130,15 +136,17 @@ package struct ItemIDTable {
         return rows
     }
 
-    private func length(ofRow r: Int) -> Int {
-        Int(UInt32(littleEndian: offsets[r + 1])) - Int(UInt32(littleEndian: offsets[r]))
+    /// Row r's id as stored in the index.
+    private func idBytes(ofRow r: Int) -> UnsafeBufferPointer<UInt8> {
+        let a = Int(UInt32(littleEndian: offsets[r]))
+        return UnsafeBufferPointer(start: bytes + a, count: Int(UInt32(littleEndian: offsets[r + 1])) - a)
     }
 
     private func equals(row r: Int, _ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
-        let n = length(ofRow: r)
-        guard n == utf8.count else { return false }
-        guard n > 0 else { return true }
-        return memcmp(bytes + Int(UInt32(littleEndian: offsets[r])), utf8.baseAddress!, n) == 0
+        let stored = idBytes(ofRow: r)
+        guard stored.count == utf8.count else { return false }
+        guard stored.count > 0 else { return true }
+        return memcmp(stored.baseAddress!, utf8.baseAddress!, stored.count) == 0
     }
 
     /// A seeded 64-bit hash of `utf8`: eight bytes at a time, each word folded in by `mix`, the tail zero-padded,

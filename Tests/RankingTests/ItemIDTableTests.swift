@@ -26,6 +26,20 @@ final class ItemIDTableTests: XCTestCase {
         return model
     }
 
+    /// Edits the stored bytes of `id` in the index file at `path` (the edit keeps their length) and makes the
+    /// trailing SHA-256 right again, so that the loader's checks behind the checksum see the change.
+    private func rewriteStoredID(_ id: String, in path: String, _ edit: (inout [UInt8]) -> Void) throws {
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let range = try XCTUnwrap(bytes.range(of: Data(id.utf8)))
+        var stored = Array(bytes[range])
+        edit(&stored)
+        precondition(stored.count == range.count, "the edit keeps the id's length")
+        bytes.replaceSubrange(range, with: stored)
+        let body = bytes.count - 32
+        bytes.replaceSubrange(body..<bytes.count, with: Data(SHA256.hash(data: bytes.prefix(body))))
+        try bytes.write(to: URL(fileURLWithPath: path))
+    }
+
     private func temporary(_ name: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("zrank-idlookup-\(getpid())-\(name).zri").path
     }
@@ -77,12 +91,7 @@ final class ItemIDTableTests: XCTestCase {
         let path = temporary("dup")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let model = try writeIndex(["dup-a", "dup-b", "other"], to: path)
-        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        let b = try XCTUnwrap(bytes.range(of: Data("dup-b".utf8)))
-        bytes.replaceSubrange(b, with: Data("dup-a".utf8))
-        let body = bytes.count - 32
-        bytes.replaceSubrange(body..<bytes.count, with: Data(SHA256.hash(data: bytes.prefix(body))))
-        try bytes.write(to: URL(fileURLWithPath: path))
+        try rewriteStoredID("dup-b", in: path) { $0 = Array("dup-a".utf8) }
         XCTAssertThrowsError(try CatalogIndex(path: path, model: model)) { error in
             XCTAssertTrue("\(error)".contains("duplicated item id \"dup-a\""), "\(error)")
         }
@@ -148,12 +157,7 @@ final class ItemIDTableTests: XCTestCase {
         let path = temporary("utf8")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let model = try writeIndex(["good-1", "bad-22", "good-3"], to: path)
-        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        let b = try XCTUnwrap(bytes.range(of: Data("bad-22".utf8)))
-        bytes[b.lowerBound + 4] = 0xFF
-        let body = bytes.count - 32
-        bytes.replaceSubrange(body..<bytes.count, with: Data(SHA256.hash(data: bytes.prefix(body))))
-        try bytes.write(to: URL(fileURLWithPath: path))
+        try rewriteStoredID("bad-22", in: path) { $0[4] = 0xFF }
         XCTAssertThrowsError(try CatalogIndex(path: path, model: model)) { error in
             XCTAssertTrue("\(error)".contains("corrupt id table"), "\(error)")
         }

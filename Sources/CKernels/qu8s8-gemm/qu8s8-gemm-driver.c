@@ -40,16 +40,9 @@ static void zrk_qgemm_tile(
     if (config->gemm1 != NULL && rows == 1) {
         // A one-row tile: the single-row kernel (two k-quads a step, more chains in flight than the tile kernel's
         // one-row case).
-        for (size_t r = 0; r < rows; r++) {
-            struct zrk_qgemm_params row = *tile;
-            if (!tile->raw_int32) {
-                row.a_scale = tile->a_scale + r;
-                row.a_zero = tile->a_zero + r;
-            }
-            config->gemm1(
-                1, nc, kp, (const uint8_t*)a_rows + (m0 + r) * a_rows_stride, a_rows_stride, block,
-                (uint8_t*)c + (m0 + r) * c_stride + nb * ZRK_NR * c_elem, c_stride, &row);
-        }
+        config->gemm1(
+            1, nc, kp, (const uint8_t*)a_rows + m0 * a_rows_stride, a_rows_stride, block,
+            (uint8_t*)c + m0 * c_stride + nb * ZRK_NR * c_elem, c_stride, tile);
         return;
     }
     config->gemm(

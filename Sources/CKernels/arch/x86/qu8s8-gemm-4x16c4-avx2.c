@@ -97,7 +97,7 @@ ZRK_AVX2_TARGET void zrk_qu8s8_gemm_ukernel_4x16c4__avx2(
     assert(kc % ZRK_KR == 0);
     const uint8_t* block = (const uint8_t*)w_block;
     const int16_t* arow[4];
-    for (size_t r = 0; r < 4; r++) arow[r] = (const int16_t*)((const uint8_t*)a + (r < mr ? r : 0) * a_stride);
+    for (size_t r = 0; r < mr; r++) arow[r] = (const int16_t*)((const uint8_t*)a + r * a_stride);
     switch (mr) {
         case 1: zrk_avx2_rows(1, nc, kc, arow, block, c, c_stride, params); break;
         case 2: zrk_avx2_rows(2, nc, kc, arow, block, c, c_stride, params); break;
